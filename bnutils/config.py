@@ -1,0 +1,67 @@
+"""Where the book runs: the scale of its experiments and the device.
+
+Every notebook reads one environment variable, ``BNBOOK_SCALE``:
+
+* ``smoke`` -- tests and CI, every notebook in well under a minute;
+* ``book``  -- the default, what the published book runs on a laptop CPU;
+* ``paper`` -- the papers' own sizes, meant for a GPU.
+
+The same code runs at every scale; only sizes change, through :func:`pick`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+
+import numpy as np
+import torch
+
+SCALES = ("smoke", "book", "paper")
+DEFAULT_SCALE = "book"
+
+
+def get_scale(value: str | None = None) -> str:
+    """The scale named by ``value`` or, if None, by ``$BNBOOK_SCALE`` (default ``book``).
+
+    >>> get_scale("smoke")
+    'smoke'
+    """
+    if value is None:
+        value = os.environ.get("BNBOOK_SCALE", DEFAULT_SCALE)
+    name = str(value).strip().lower()
+    if name not in SCALES:
+        raise ValueError(
+            f"BNBOOK_SCALE must be one of {', '.join(repr(s) for s in SCALES)}, got {value!r}"
+        )
+    return name
+
+
+def pick(smoke, book, paper=None, *, scale: str | None = None):
+    """Choose a size by scale: ``steps = pick(smoke=50, book=2000, paper=50000)``.
+
+    ``paper`` defaults to the ``book`` value when a quantity does not change at paper scale.
+    """
+    scale = get_scale(scale)
+    if scale == "smoke":
+        return smoke
+    if scale == "book" or paper is None:
+        return book
+    return paper
+
+
+def device() -> torch.device:
+    """CUDA when present (or ``$BNBOOK_DEVICE`` when set), else the CPU."""
+    name = os.environ.get("BNBOOK_DEVICE")
+    if name:
+        return torch.device(name)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) with one integer."""
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)

@@ -1,0 +1,295 @@
+"""The training loop, written out: data on the device, batches by slicing, plain data back.
+
+>>> from bnutils import data, models, train
+>>> ds = data.mnist5k()
+>>> model = models.mlp(784, [100], 10, norm="bn")
+>>> hist = train.train(model, ds, train.TrainConfig(lr=0.1, steps=100))  # doctest: +SKIP
+
+A run whose loss becomes NaN or infinite is *not* an error: it stops, and the history records
+the step (``diverged_at``) with everything before it intact.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from .data import Dataset
+
+OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop")
+LOSSES = ("cross_entropy", "mse", "sse")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to train; sweep with ``dataclasses.replace(cfg, lr=...)``."""
+
+    lr: float = 0.1  # learning rate
+    steps: int = 1000  # optimisation steps (mini-batches)
+    batch_size: int | None = 128  # None: full batch (the deep linear network)
+    optimizer: str = "sgd"  # one of OPTIMIZERS
+    momentum: float = 0.0  # heavy-ball momentum for sgd (alpha for rmsprop)
+    weight_decay: float = 0.0  # L2 penalty, as torch.optim applies it
+    loss: str = "cross_entropy"  # "cross_entropy", "mse" (mean) or "sse" (summed squared error)
+    seed: int = 0  # seeds the batch order and any noise drawn while training
+    eval_every: int = 100  # evaluate train/test loss and accuracy every this many steps
+    train_eval_size: int = 1000  # training examples used to measure train accuracy
+    probe_every: int = 0  # run the probes every this many steps (0: never)
+
+    def __post_init__(self):
+        if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr >= 0):
+            raise ValueError(f"Invalid learning rate: {self.lr}")
+        for name in ("steps", "eval_every"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ValueError(f"{name} must be a positive int, got {v!r}")
+        if self.batch_size is not None and (not isinstance(self.batch_size, int) or self.batch_size < 1):
+            raise ValueError(f"batch_size must be a positive int or None, got {self.batch_size!r}")
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.loss not in LOSSES:
+            raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
+        if not 0.0 <= self.momentum < 1.0:
+            raise ValueError(f"Invalid momentum value: {self.momentum}")
+        if self.weight_decay < 0:
+            raise ValueError(f"Invalid weight_decay value: {self.weight_decay}")
+        if self.probe_every < 0:
+            raise ValueError(f"probe_every must be >= 0, got {self.probe_every}")
+
+
+@dataclass
+class History:
+    """What one run produced, as plain data (pickles, caches and plots without the model)."""
+
+    config: dict  # asdict() of every config that produced the run
+    loss: np.ndarray  # (steps run,) training-batch loss in train mode, before each update
+    eval_steps: np.ndarray  # steps at which the model was evaluated
+    train_loss: np.ndarray
+    train_acc: np.ndarray
+    test_loss: np.ndarray
+    test_acc: np.ndarray
+    diverged_at: int | None = None  # first step whose loss was NaN or inf
+    probe_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
+    probes: dict = field(default_factory=dict)  # name -> list of values, one per probe step
+    seconds: float = 0.0  # wall-clock time of the loop (not part of equality)
+
+    @property
+    def diverged(self) -> bool:
+        return self.diverged_at is not None
+
+    @property
+    def final_loss(self) -> float:
+        """Mean training-batch loss over the last tenth of the run (inf if it diverged)."""
+        if self.diverged:
+            return float("inf")
+        k = max(1, len(self.loss) // 10)
+        return float(np.mean(self.loss[-k:]))
+
+    @property
+    def final_test_acc(self) -> float:
+        return float(self.test_acc[-1]) if len(self.test_acc) and not self.diverged else float("nan")
+
+    def __eq__(self, other) -> bool:
+        if not isinstance(other, History):
+            return NotImplemented
+        arrays = ("loss", "eval_steps", "train_loss", "train_acc", "test_loss", "test_acc", "probe_steps")
+        return (
+            self.config == other.config
+            and self.diverged_at == other.diverged_at
+            and all(np.array_equal(getattr(self, a), getattr(other, a), equal_nan=True) for a in arrays)
+            and _equal_probes(self.probes, other.probes)
+        )
+
+
+def _equal_probes(a: dict, b: dict) -> bool:
+    if a.keys() != b.keys():
+        return False
+    return all(np.array_equal(np.asarray(a[k], dtype=object), np.asarray(b[k], dtype=object)) for k in a)
+
+
+def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """``"cross_entropy"``, ``"mse"`` (mean squared error) or ``"sse"`` (summed squared error)."""
+    if name == "cross_entropy":
+        return F.cross_entropy
+    if name == "mse":
+        return F.mse_loss
+    if name == "sse":
+        return lambda out, y: F.mse_loss(out, y, reduction="sum")
+    raise ValueError(f"unknown loss {name!r}; choose one of {', '.join(LOSSES)}")
+
+
+def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """The ``torch.optim`` optimiser that ``cfg`` names."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adam":
+        return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "adagrad":
+        return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
+
+
+@torch.no_grad()
+def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "cross_entropy",
+             batch_size: int = 1000) -> tuple[float, float]:
+    """Mean loss and accuracy (NaN for regression) of ``model`` on (x, y) in eval mode.
+    The model's mode is restored afterwards."""
+    was_training = model.training
+    model.eval()
+    try:
+        total_loss, correct = 0.0, 0
+        fn = loss_function(loss)
+        for i in range(0, len(x), batch_size):
+            out = model(x[i:i + batch_size])
+            yb = y[i:i + batch_size]
+            batch_loss = fn(out, yb)
+            total_loss += float(batch_loss) * (1 if loss == "sse" else len(yb))
+            if loss == "cross_entropy":
+                correct += int((out.argmax(1) == yb).sum())
+        mean_loss = total_loss / (1 if loss == "sse" else len(x))
+        acc = correct / len(x) if loss == "cross_entropy" else float("nan")
+        return mean_loss, acc
+    finally:
+        model.train(was_training)
+
+
+def _progress_enabled() -> bool:
+    flag = os.environ.get("BNBOOK_PROGRESS")
+    if flag is not None:
+        return flag not in ("", "0", "false", "no")
+    return sys.stderr.isatty()
+
+
+Probe = Callable[[nn.Module, torch.Tensor, torch.Tensor], object]
+
+
+def batches(n: int, batch_size: int | None, steps: int, generator: torch.Generator, device=None):
+    """Index slices for ``steps`` mini-batches: a fresh ``randperm`` each epoch, the last partial
+    batch dropped. ``batch_size=None`` (or >= n) means the full batch, in order."""
+    if batch_size is None or batch_size >= n:
+        full = slice(0, n)
+        for _ in range(steps):
+            yield full
+        return
+    per_epoch = n // batch_size
+    step = 0
+    while step < steps:
+        perm = torch.randperm(n, generator=generator).to(device)
+        for b in range(min(per_epoch, steps - step)):
+            yield perm[b * batch_size:(b + 1) * batch_size]
+        step += per_epoch
+
+
+def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
+          probes: Mapping[str, Probe] | None = None, config_extra: dict | None = None) -> History:
+    """Train ``model`` on ``data`` as ``cfg`` says and return its :class:`History`.
+
+    ``probes`` maps names to functions ``probe(model, x, y) -> value`` that measure something on
+    the batch *about to be used* (before its update), every ``cfg.probe_every`` steps; a probe
+    must leave the model as it found it. ``config_extra`` is stored in ``History.config``.
+    """
+    if not isinstance(data, Dataset):
+        raise TypeError(f"data must be a bnutils.data.Dataset, got {type(data).__name__}")
+    if not isinstance(cfg, TrainConfig):
+        raise TypeError(f"cfg must be a TrainConfig, got {type(cfg).__name__}")
+    params = [p for p in model.parameters() if p.requires_grad]
+    if not params:
+        raise ValueError("the model has no trainable parameters")
+    if probes and cfg.probe_every == 0:
+        raise ValueError("probes were given but cfg.probe_every is 0")
+    dev = params[0].device
+    if data.x_train.device != dev:
+        data = data.to(dev)
+    classification = cfg.loss == "cross_entropy"
+    if classification != (data.num_classes is not None):
+        raise ValueError(f"loss {cfg.loss!r} does not fit {'a classification' if data.num_classes else 'a regression'} "
+                         f"data set ({data.name}); use 'cross_entropy' for classes, 'mse' or 'sse' for targets")
+
+    loss_fn = loss_function(cfg.loss)
+    opt = make_optimizer(params, cfg)
+    gen = torch.Generator().manual_seed(cfg.seed)
+    torch.manual_seed(cfg.seed)  # noise layers and dropout draw from the global generator
+    x, y = data.x_train, data.y_train
+    x_sub, y_sub = x[:cfg.train_eval_size], y[:cfg.train_eval_size]
+
+    losses = torch.empty(cfg.steps, device=dev)
+    eval_steps, tr_loss, tr_acc, te_loss, te_acc = [], [], [], [], []
+    probe_steps: list[int] = []
+    probe_values: dict[str, list] = {name: [] for name in (probes or {})}
+    diverged_at = None
+    check_every = min(cfg.eval_every, 25)
+
+    def record_eval(step):
+        eval_steps.append(step)
+        for (ls, acc), (x_, y_) in (((tr_loss, tr_acc), (x_sub, y_sub)), ((te_loss, te_acc), (data.x_test, data.y_test))):
+            l_, a_ = evaluate(model, x_, y_, cfg.loss)
+            ls.append(l_)
+            acc.append(a_)
+
+    bar = None
+    if _progress_enabled():
+        from tqdm import tqdm
+
+        bar = tqdm(total=cfg.steps, desc="train", leave=False)
+    model.train()
+    t0 = time.perf_counter()
+    record_eval(0)
+    for step, idx in enumerate(batches(len(x), cfg.batch_size, cfg.steps, gen, dev)):
+        xb, yb = x[idx], y[idx]
+        if probes and step % cfg.probe_every == 0:
+            probe_steps.append(step)
+            for name, probe in probes.items():
+                probe_values[name].append(probe(model, xb, yb))
+        out = model(xb)
+        loss = loss_fn(out, yb)
+        losses[step] = loss.detach()
+        if (step + 1) % check_every == 0 or step + 1 == cfg.steps:
+            window = losses[step + 1 - ((step % check_every) + 1):step + 1]
+            finite = torch.isfinite(window)
+            if not bool(finite.all()):
+                diverged_at = step + 1 - len(window) + int((~finite).nonzero()[0, 0])
+                break
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if bar is not None:
+            bar.update(1)
+        if (step + 1) % cfg.eval_every == 0:
+            record_eval(step + 1)
+    seconds = time.perf_counter() - t0
+    if bar is not None:
+        bar.close()
+    n_run = diverged_at if diverged_at is not None else cfg.steps
+    if diverged_at is not None:
+        # evaluations taken after the divergence step are not part of the finite record
+        keep = [i for i, s in enumerate(eval_steps) if s < diverged_at]
+        eval_steps, tr_loss, tr_acc, te_loss, te_acc = (
+            [v[i] for i in keep] for v in (eval_steps, tr_loss, tr_acc, te_loss, te_acc))
+        keep_p = [i for i, s in enumerate(probe_steps) if s < diverged_at]
+        probe_steps = [probe_steps[i] for i in keep_p]
+        probe_values = {k: [v[i] for i in keep_p] for k, v in probe_values.items()}
+    config = {"train": asdict(cfg), "data": data.name}
+    if config_extra:
+        config.update(config_extra)
+    return History(
+        config=config,
+        loss=losses[:n_run].cpu().numpy().astype(np.float64),
+        eval_steps=np.asarray(eval_steps, dtype=np.int64),
+        train_loss=np.asarray(tr_loss, dtype=np.float64),
+        train_acc=np.asarray(tr_acc, dtype=np.float64),
+        test_loss=np.asarray(te_loss, dtype=np.float64),
+        test_acc=np.asarray(te_acc, dtype=np.float64),
+        diverged_at=diverged_at,
+        probe_steps=np.asarray(probe_steps, dtype=np.int64),
+        probes=probe_values,
+        seconds=seconds,
+    )
