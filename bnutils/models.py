@@ -84,8 +84,8 @@ def _positive_ints(name: str, values) -> tuple[int, ...]:
 
 
 def mlp(in_features: int, hidden: Sequence[int], out_features: int, act: str = "relu",
-        norm: str | None = None) -> nn.Sequential:
-    """A multi-layer perceptron: ``[Linear -> norm -> act] * len(hidden) -> Linear``.
+        norm: str | None = None, dropout: float = 0.0) -> nn.Sequential:
+    """A multi-layer perceptron: ``[Linear -> norm -> act (-> Dropout)] * len(hidden) -> Linear``.
 
     >>> mlp(784, [100, 100], 10, act="sigmoid", norm="bn")  # doctest: +ELLIPSIS
     Sequential(...)
@@ -94,6 +94,8 @@ def mlp(in_features: int, hidden: Sequence[int], out_features: int, act: str = "
     _choice("norm", norm, list(NORMS))
     (in_features, out_features) = _positive_ints("in_features and out_features", (in_features, out_features))
     hidden = _positive_ints("hidden", hidden)
+    if not 0.0 <= dropout < 1.0:
+        raise ValueError(f"dropout probability has to be between 0 and 1, but got {dropout}")
     layers: list[nn.Module] = []
     width = in_features
     for h in hidden:
@@ -101,6 +103,8 @@ def mlp(in_features: int, hidden: Sequence[int], out_features: int, act: str = "
         if (n := norm_layer(norm, h)) is not None:
             layers.append(n)
         layers.append(activation(act))
+        if dropout > 0:
+            layers.append(nn.Dropout(dropout))
         width = h
     layers.append(nn.Linear(width, out_features))
     return nn.Sequential(*layers)
@@ -196,6 +200,7 @@ class ModelConfig:
     norm: str | None = None  # normalization, see NORMS
     init: str = "default"  # weight init scheme, see init_weights
     init_scale: float = 1.0  # gain (glorot/he) or std (gaussian)
+    dropout: float = 0.0  # MLP only: dropout probability after each hidden activation
 
 
 ARCHS = ("mlp", "cnn", "deep_linear")
@@ -207,7 +212,7 @@ def build_model(cfg: ModelConfig, in_shape: Sequence[int], out_features: int) ->
     _choice("architecture", cfg.arch, ARCHS)
     in_shape = tuple(in_shape)
     if cfg.arch == "mlp":
-        model = mlp(math.prod(in_shape), cfg.hidden, out_features, cfg.act, cfg.norm)
+        model = mlp(math.prod(in_shape), cfg.hidden, out_features, cfg.act, cfg.norm, cfg.dropout)
         if len(in_shape) > 1:
             model.insert(0, nn.Flatten())
     elif cfg.arch == "cnn":
