@@ -53,6 +53,7 @@ PROBES = {
     "activations": "bnutils.metrics:activation_probe",
     "weight_norms": "bnutils.metrics:weight_norm_probe",
     "grad_norms": "bnutils.metrics:grad_norm_probe",
+    "saturation": "bnutils.metrics:saturation_probe",
     "hessian": "bnutils.spectrum:hessian_probe",
 }
 

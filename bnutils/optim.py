@@ -1,0 +1,197 @@
+r"""Small, exactly solvable problems for watching optimisers work (the survey's §2).
+
+* :func:`quadratic` -- :math:`f(x) = \tfrac12 x^\top A x - b^\top x` with a chosen condition number
+  :math:`\kappa = \lambda_{\max}(A) / \lambda_{\min}(A)`, its minimiser :math:`x^\star = A^{-1} b` known;
+* :func:`minimize_quadratic` -- run any optimiser with the ``torch.optim`` interface on one, and
+  :func:`iterations_to_tol` -- how many steps it took to shrink the gap :math:`f(x_k) - f^\star`;
+* :func:`linear_decay` -- the survey's learning-rate schedule;
+* :func:`time_per_step` -- the wall-clock cost of one call of a function;
+* :func:`dense_hessian_bytes` -- what storing a Hessian would cost.
+
+>>> q = quadratic(100.0, dim=10, seed=0)
+>>> round(q.condition_number)
+100
+>>> gaps = minimize_quadratic(q, lambda p: torch.optim.SGD(p, lr=2 / (q.L + q.mu)), steps=2000, tol=1e-6)
+>>> iterations_to_tol(gaps, 1e-6) < 2000
+True
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+__all__ = ["Quadratic", "quadratic", "minimize_quadratic", "iterations_to_tol", "linear_decay",
+           "time_per_step", "dense_hessian_bytes", "format_bytes"]
+
+
+@dataclass(frozen=True)
+class Quadratic:
+    r"""The quadratic :math:`f(x) = \tfrac12 x^\top A x - b^\top x`, :math:`A` symmetric positive definite.
+
+    Shapes: ``A`` (d, d), ``b`` (d,), ``x_star`` (d,) the minimiser :math:`A^{-1} b`.
+    """
+
+    A: torch.Tensor
+    b: torch.Tensor
+    x_star: torch.Tensor
+
+    @property
+    def dim(self) -> int:
+        return self.b.numel()
+
+    @property
+    def eigenvalues(self) -> torch.Tensor:
+        return torch.linalg.eigvalsh(self.A)
+
+    @property
+    def L(self) -> float:
+        """The largest eigenvalue (the gradient's Lipschitz constant)."""
+        return float(self.eigenvalues[-1])
+
+    @property
+    def mu(self) -> float:
+        """The smallest eigenvalue (the strong-convexity constant)."""
+        return float(self.eigenvalues[0])
+
+    @property
+    def condition_number(self) -> float:
+        return self.L / self.mu
+
+    def f(self, x: torch.Tensor) -> torch.Tensor:
+        return 0.5 * x @ (self.A @ x) - self.b @ x
+
+    def grad(self, x: torch.Tensor) -> torch.Tensor:
+        r""":math:`\nabla f(x) = A x - b`."""
+        return self.A @ x - self.b
+
+    def gap(self, x: torch.Tensor) -> float:
+        r""":math:`f(x) - f^\star = \tfrac12 (x - x^\star)^\top A (x - x^\star) \ge 0`."""
+        e = x - self.x_star
+        return float(0.5 * e @ (self.A @ e))
+
+
+def quadratic(condition_number: float, dim: int = 20, seed: int = 0, rotate: bool = True,
+              dtype: torch.dtype = torch.float64) -> Quadratic:
+    r"""A quadratic whose Hessian has eigenvalues spaced log-uniformly from
+    :math:`1/\kappa` to 1, so ``L = 1`` and ``mu = 1 / condition_number``.
+
+    Args:
+        condition_number: :math:`\kappa \ge 1`.
+        dim: the dimension d (at least 2 when :math:`\kappa > 1`).
+        seed: seeds the rotation and ``b`` (a private generator: the global RNG is untouched).
+        rotate: ``True``: :math:`A = Q \Lambda Q^\top` with a random orthogonal :math:`Q`;
+            ``False``: :math:`A = \Lambda`, diagonal, so the axes are the eigenvectors.
+    """
+    if not (condition_number >= 1 and math.isfinite(condition_number)):
+        raise ValueError(f"condition_number must be a finite number >= 1, got {condition_number}")
+    if not isinstance(dim, int) or dim < 1 or (dim < 2 and condition_number > 1):
+        raise ValueError(f"dim must be an int >= 2 (>= 1 when condition_number is 1), got {dim!r}")
+    g = torch.Generator().manual_seed(seed)
+    lam = torch.logspace(-math.log10(condition_number), 0.0, dim, dtype=dtype)
+    if rotate:
+        q, r = torch.linalg.qr(torch.randn(dim, dim, generator=g, dtype=dtype))
+        q = q * torch.sign(torch.diagonal(r))  # a Haar-distributed rotation
+        A = (q * lam) @ q.T
+        A = 0.5 * (A + A.T)
+    else:
+        A = torch.diag(lam)
+    b = torch.randn(dim, generator=g, dtype=dtype)
+    return Quadratic(A, b, torch.linalg.solve(A, b))
+
+
+def minimize_quadratic(problem: Quadratic, make_optimizer: Callable[[list], object], steps: int,
+                       x0: torch.Tensor | None = None, tol: float | None = None,
+                       scheduler: Callable[[object], object] | None = None) -> np.ndarray:
+    r"""Run an optimiser on ``problem`` and return the gaps :math:`f(x_k) - f^\star`, k = 0..steps.
+
+    ``make_optimizer(params)`` builds a ``torch.optim.Optimizer`` (or anything with ``step()`` that
+    reads ``p.grad``) for the one-element list ``params``. The gradient :math:`Ax - b` is written
+    into ``x.grad`` directly, without autograd. ``x0`` defaults to zeros. With ``tol``, stop once
+    the gap is at most ``tol`` times the first gap (the array is then shorter). ``scheduler(opt)``
+    optionally builds an ``lr_scheduler``, stepped after every step. A gap that becomes NaN or
+    infinite ends the run (the last entry is then not finite).
+    """
+    x = torch.nn.Parameter(problem.b.new_zeros(problem.dim) if x0 is None else x0.detach().clone())
+    opt = make_optimizer([x])
+    sched = scheduler(opt) if scheduler is not None else None
+    gaps = np.empty(steps + 1)
+    with torch.no_grad():
+        gaps[0] = problem.gap(x)
+        stop = None if tol is None else tol * gaps[0]
+        for k in range(1, steps + 1):
+            x.grad = problem.grad(x)
+            opt.step()
+            if sched is not None:
+                sched.step()
+            gaps[k] = problem.gap(x)
+            if (stop is not None and gaps[k] <= stop) or not math.isfinite(gaps[k]):
+                return gaps[:k + 1]
+    return gaps
+
+
+def iterations_to_tol(gaps: np.ndarray, tol: float) -> float:
+    """The first k with ``gaps[k] <= tol * gaps[0]``; ``inf`` if the run never got there."""
+    gaps = np.asarray(gaps, dtype=float)
+    hit = np.nonzero(gaps <= tol * gaps[0])[0]
+    return float(hit[0]) if len(hit) else math.inf
+
+
+def linear_decay(k: int, eta0: float, eta_tau: float, tau: int) -> float:
+    r"""The survey's schedule: :math:`\eta_k = (1 - \alpha)\eta_0 + \alpha \eta_\tau` with
+    :math:`\alpha = k / \tau` for :math:`k \le \tau`, then constant :math:`\eta_\tau`.
+
+    >>> [linear_decay(k, 1.0, 0.01, 4) for k in (0, 2, 4, 10)]
+    [1.0, 0.505, 0.01, 0.01]
+    """
+    if tau < 1:
+        raise ValueError(f"tau must be >= 1, got {tau}")
+    if k < 0:
+        raise ValueError(f"k must be >= 0, got {k}")
+    alpha = min(k / tau, 1.0)
+    return (1.0 - alpha) * eta0 + alpha * eta_tau
+
+
+def time_per_step(fn: Callable[[], object], number: int = 10, repeats: int = 5, warmup: int = 2) -> float:
+    """Seconds per call of ``fn()``: the fastest of ``repeats`` blocks of ``number`` calls
+    (the minimum, as ``timeit`` advises, is the least disturbed by other work on the machine)."""
+    if number < 1 or repeats < 1:
+        raise ValueError(f"number and repeats must be >= 1, got {number} and {repeats}")
+    for _ in range(warmup):
+        fn()
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(number):
+            fn()
+        best = min(best, (time.perf_counter() - t0) / number)
+    return best
+
+
+def dense_hessian_bytes(n_params: int | float, bytes_per_entry: int = 4) -> float:
+    """Bytes to store a dense P x P Hessian (float32 by default): ``P**2 * bytes_per_entry``."""
+    return float(n_params) ** 2 * bytes_per_entry
+
+
+def format_bytes(n: float) -> str:
+    """``1.5e9`` -> ``'1.5 GB'`` (decimal units, up to yottabytes).
+
+    >>> format_bytes(4e6), format_bytes(1.225e23)
+    ('4 MB', '122.5 ZB')
+    """
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000.0
+        i += 1
+    return f"{n:.4g} {units[i]}"
+
+
+def count_params(params: Iterable[torch.Tensor]) -> int:
+    """The number of scalar entries in ``params`` (e.g. ``model.parameters()``)."""
+    return sum(p.numel() for p in params)

@@ -1,0 +1,245 @@
+r"""The Hessian's spectrum without forming the Hessian, from Hessian-vector products
+(:func:`bnutils.hessian.hvp`, about two backward passes each).
+
+* :func:`hessian_top_eigenvalue` -- power iteration, :math:`v \leftarrow Hv / \|Hv\|`, with the
+  Rayleigh quotient :math:`\lambda = v^\top H v` as the estimate. It converges to the eigenvalue of
+  largest *magnitude*; near a minimum that is :math:`\lambda_{\max}`.
+* :func:`lanczos` -- ``m`` steps of the Lanczos iteration (with full reorthogonalisation): an
+  orthonormal basis :math:`V` of the Krylov space and the tridiagonal :math:`T = V^\top H V`.
+* :func:`hessian_spectrum` -- stochastic Lanczos quadrature (Ghorbani, Krishnan & Xiao 2019):
+  for a random unit vector :math:`v`, with :math:`T = S\,\mathrm{diag}(\theta)\,S^\top`,
+
+  .. math::
+
+      \phi(t) \approx \sum_{k=1}^{m} \tau_k\, g_\sigma(t - \theta_k), \qquad \tau_k = S_{1k}^2,
+
+  a smoothed estimate of the eigenvalue density :math:`\phi(t) = \frac1P \sum_i \delta(t - \lambda_i)`
+  (averaged over several ``v``). The nodes :math:`\theta_k` (Ritz values) include the outliers exactly.
+* :func:`top_eigenspace` and :func:`gradient_share` -- the top-``k`` Ritz pairs and the share
+  :math:`\|V_k^\top g\|^2 / \|g\|^2` of the gradient that lies in their span.
+* :func:`hessian_probe` -- the probe behind ``Probe("hessian")`` in :mod:`bnutils.experiments`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+
+from .hessian import flatten, hvp
+from .state import preserved
+
+__all__ = [
+    "hessian_top_eigenvalue",
+    "lanczos",
+    "Spectrum",
+    "hessian_spectrum",
+    "top_eigenspace",
+    "gradient_share",
+    "loss_closure",
+    "hessian_probe",
+]
+
+MatVec = Callable[[torch.Tensor], torch.Tensor]
+
+
+def _params(params) -> list[torch.Tensor]:
+    params = [p for p in params if p.requires_grad]
+    if not params:
+        raise ValueError("need at least one parameter that requires grad")
+    return params
+
+
+def _start_vector(n: int, seed: int, dtype, device) -> torch.Tensor:
+    """A random unit vector from its own generator (the global random state is not touched)."""
+    g = torch.Generator().manual_seed(seed)
+    v = torch.randn(n, generator=g, dtype=torch.float64).to(device=device, dtype=dtype)
+    return v / v.norm()
+
+
+def hessian_top_eigenvalue(closure: Callable[[], torch.Tensor], params: Sequence[torch.Tensor],
+                           iters: int = 100, tol: float = 1e-4, seed: int = 0
+                           ) -> tuple[float, torch.Tensor]:
+    r"""The Hessian's eigenvalue of largest magnitude, by power iteration on Hessian-vector products.
+
+    Args:
+        closure: recomputes the scalar loss from ``params``.
+        params: the parameters (only those with ``requires_grad`` count).
+        iters: at most this many Hessian-vector products.
+        tol: stop when the estimate changes by less than ``tol`` times its size.
+        seed: seeds the random start vector (its own generator).
+
+    Returns:
+        ``(eigenvalue, eigenvector)``, the vector flat (P,) and of unit norm.
+
+    Example:
+        >>> lam, v = hessian_top_eigenvalue(lambda: loss_fn(model(x), y), model.parameters())  # doctest: +SKIP
+    """
+    params = _params(params)
+    if iters < 1:
+        raise ValueError(f"iters must be >= 1, got {iters}")
+    n = sum(p.numel() for p in params)
+    v = _start_vector(n, seed, params[0].dtype, params[0].device)
+    lam = None
+    for _ in range(iters):
+        hv = hvp(closure, params, v)
+        new = float(v @ hv)  # Rayleigh quotient
+        norm = hv.norm()
+        if not math.isfinite(new) or float(norm) == 0.0:
+            return new, v
+        v = hv / norm
+        if lam is not None and abs(new - lam) <= tol * max(abs(new), 1e-12):
+            lam = new
+            break
+        lam = new
+    return lam, v
+
+
+def lanczos(matvec: MatVec, v0: torch.Tensor, m: int) -> tuple[np.ndarray, np.ndarray, torch.Tensor]:
+    r"""``m`` steps of the Lanczos iteration for the symmetric operator ``matvec`` from ``v0``.
+
+    Every new vector is re-orthogonalised against all earlier ones (twice), so the basis stays
+    orthonormal in floating point and no spurious copies of the outliers appear.
+
+    Returns:
+        ``(alpha, beta, V)``: the diagonal (j,) and off-diagonal (j-1,) of :math:`T = V^\top H V`
+        (float64 NumPy), and the basis ``V`` of shape (j, P); ``j <= m`` (fewer if the Krylov
+        space is exhausted).
+    """
+    if m < 1:
+        raise ValueError(f"m must be >= 1, got {m}")
+    n = v0.numel()
+    m = min(m, n)
+    V = torch.zeros(m, n, dtype=v0.dtype, device=v0.device)
+    alpha, beta = [], []
+    v = v0.reshape(-1) / v0.norm()
+    for j in range(m):
+        V[j] = v
+        w = matvec(v).reshape(-1).to(v.dtype)
+        a = float(w @ v)
+        alpha.append(a)
+        w = w - a * v
+        if j > 0:
+            w = w - beta[-1] * V[j - 1]
+        for _ in range(2):  # full reorthogonalisation
+            w = w - V[:j + 1].T @ (V[:j + 1] @ w)
+        b = float(w.norm())
+        if j == m - 1 or b <= 1e-10 * max(1.0, abs(a)):
+            break
+        beta.append(b)
+        v = w / b
+    k = len(alpha)
+    return np.asarray(alpha, dtype=np.float64), np.asarray(beta[:k - 1], dtype=np.float64), V[:k]
+
+
+def _tridiag_eig(alpha: np.ndarray, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+    return np.linalg.eigh(t)
+
+
+@dataclass
+class Spectrum:
+    """Stochastic Lanczos quadrature: for each of the random vectors, ``m`` nodes (Ritz values)
+    and their weights (summing to one). Arrays are (vectors, m), padded with NaN nodes and zero
+    weights when a Lanczos run stopped early."""
+
+    nodes: np.ndarray
+    weights: np.ndarray
+
+    def density(self, grid: np.ndarray, sigma: float) -> np.ndarray:
+        r"""The smoothed density :math:`\frac1{n_v}\sum_v \sum_k \tau_k g_\sigma(t - \theta_k)` on ``grid``."""
+        grid = np.asarray(grid, dtype=np.float64)
+        if sigma <= 0:
+            raise ValueError(f"sigma must be positive, got {sigma}")
+        ok = np.isfinite(self.nodes)
+        th, w = self.nodes[ok], self.weights[ok]
+        g = np.exp(-0.5 * ((grid[:, None] - th[None, :]) / sigma) ** 2) / (sigma * math.sqrt(2 * math.pi))
+        return g @ w / self.nodes.shape[0]
+
+    @property
+    def lambda_max(self) -> float:
+        return float(np.nanmax(self.nodes))
+
+    @property
+    def lambda_min(self) -> float:
+        return float(np.nanmin(self.nodes))
+
+    def mass_above(self, t: float) -> float:
+        """The estimated fraction of eigenvalues larger than ``t``."""
+        ok = np.isfinite(self.nodes)
+        return float(self.weights[ok & (np.nan_to_num(self.nodes, nan=-np.inf) > t)].sum() / self.nodes.shape[0])
+
+
+def hessian_spectrum(closure: Callable[[], torch.Tensor], params: Sequence[torch.Tensor],
+                     m: int = 60, n_vectors: int = 1, seed: int = 0) -> Spectrum:
+    """The Hessian's eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019):
+    ``n_vectors`` Lanczos runs of ``m`` Hessian-vector products each, from random unit vectors."""
+    params = _params(params)
+    if n_vectors < 1:
+        raise ValueError(f"n_vectors must be >= 1, got {n_vectors}")
+    n = sum(p.numel() for p in params)
+    m_eff = min(m, n)
+    nodes = np.full((n_vectors, m_eff), np.nan)
+    weights = np.zeros((n_vectors, m_eff))
+    for r in range(n_vectors):
+        v0 = _start_vector(n, seed + r, params[0].dtype, params[0].device)
+        alpha, beta, _ = lanczos(lambda v: hvp(closure, params, v), v0, m_eff)
+        theta, s = _tridiag_eig(alpha, beta)
+        nodes[r, :len(theta)] = theta
+        weights[r, :len(theta)] = s[0] ** 2
+    return Spectrum(nodes, weights)
+
+
+def top_eigenspace(closure: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], k: int,
+                   m: int = 60, seed: int = 0) -> tuple[np.ndarray, torch.Tensor]:
+    """The ``k`` largest Ritz values of ``m`` Lanczos steps and their Ritz vectors, (k,) and (k, P),
+    largest first. With ``m`` a few times ``k`` the outlying eigenvalues come out accurately."""
+    params = _params(params)
+    n = sum(p.numel() for p in params)
+    if not 1 <= k <= min(m, n):
+        raise ValueError(f"k must be between 1 and min(m, P) = {min(m, n)}, got {k}")
+    v0 = _start_vector(n, seed, params[0].dtype, params[0].device)
+    alpha, beta, V = lanczos(lambda v: hvp(closure, params, v), v0, m)
+    theta, s = _tridiag_eig(alpha, beta)
+    order = np.argsort(theta)[::-1][:k]
+    vecs = torch.as_tensor(s[:, order].T.copy(), dtype=V.dtype, device=V.device) @ V
+    return theta[order], vecs
+
+
+def gradient_share(grad: torch.Tensor, vectors: torch.Tensor) -> float:
+    r"""The share of ``grad``'s squared norm in the span of the orthonormal rows of ``vectors``:
+    :math:`\|V g\|^2 / \|g\|^2` (Gur-Ari et al.; Ghorbani et al. 2019, §4)."""
+    g = grad.reshape(-1).to(vectors.dtype)
+    gg = float(g @ g)
+    if gg == 0.0:
+        return float("nan")
+    return float((vectors @ g).pow(2).sum()) / gg
+
+
+def loss_closure(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss_fn) -> Callable[[], torch.Tensor]:
+    """``closure()`` = ``loss_fn(model(x), y)`` in the model's current mode."""
+    return lambda: loss_fn(model(x), y)
+
+
+def hessian_probe(model: nn.Module, x, y, *, lr, loss_fn, iters: int = 20, tol: float = 1e-3,
+                  top_k: int = 0, m: int = 40, seed: int = 0) -> dict:
+    r"""The top Hessian eigenvalue of the loss on the batch (x, y) in training mode, and
+    ``lr * lambda_max`` (gradient descent on a quadratic is stable while it is below 2).
+    With ``top_k > 0`` also the top-``k`` Ritz values (``m`` Lanczos steps) and the share of the
+    gradient in their span. The model is left exactly as it was (:func:`bnutils.state.preserved`)."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    with preserved(model):
+        model.train()
+        closure = loss_closure(model, x, y, loss_fn)
+        lam, _ = hessian_top_eigenvalue(closure, params, iters=iters, tol=tol, seed=seed)
+        out = {"lambda_max": lam, "lr_lambda_max": lr * lam}
+        if top_k > 0:
+            theta, vecs = top_eigenspace(closure, params, top_k, m=m, seed=seed)
+            g = flatten(torch.autograd.grad(closure(), params))
+            out["top_eigenvalues"] = [float(t) for t in theta]
+            out["grad_share"] = gradient_share(g.detach(), vecs)
+    return out

@@ -1,0 +1,111 @@
+"""The quadratic test problems, the schedule and the run helper, checked against closed forms
+and torch.optim in float64."""
+
+import math
+
+import numpy as np
+import pytest
+import torch
+from torch.testing import assert_close
+
+from bnutils.optim import (dense_hessian_bytes, format_bytes, iterations_to_tol, linear_decay,
+                           minimize_quadratic, quadratic, time_per_step)
+
+
+@pytest.mark.parametrize("rotate", [True, False])
+def test_quadratic_has_the_condition_number_and_minimiser(rotate):
+    q = quadratic(1e3, dim=12, seed=4, rotate=rotate)
+    assert q.condition_number == pytest.approx(1e3, rel=1e-8)
+    assert q.L == pytest.approx(1.0) and q.mu == pytest.approx(1e-3)
+    assert_close(q.A, q.A.T)
+    assert_close(q.grad(q.x_star), torch.zeros(12, dtype=torch.float64), atol=1e-10, rtol=0)
+    x = torch.randn(12, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    assert q.gap(x) == pytest.approx(float(q.f(x) - q.f(q.x_star)), rel=1e-9)
+    if not rotate:
+        assert torch.count_nonzero(q.A - torch.diag(torch.diagonal(q.A))) == 0
+
+
+def test_quadratic_is_deterministic_and_leaves_global_rng():
+    state = torch.get_rng_state()
+    a, b = quadratic(10.0, 5, seed=1), quadratic(10.0, 5, seed=1)
+    assert torch.equal(a.A, b.A) and torch.equal(a.b, b.b)
+    assert torch.equal(state, torch.get_rng_state())
+    assert not torch.equal(a.A, quadratic(10.0, 5, seed=2).A)
+    with pytest.raises(ValueError):
+        quadratic(0.5, 5)
+    with pytest.raises(ValueError):
+        quadratic(10.0, 1)
+
+
+def _closed_form(q, lr, beta, steps):
+    """Gradient descent / Polyak's heavy ball written out."""
+    x_prev = x = torch.zeros(q.dim, dtype=torch.float64)
+    out = [q.gap(x)]
+    for _ in range(steps):
+        x, x_prev = x - lr * q.grad(x) + beta * (x - x_prev), x
+        out.append(q.gap(x))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.9])
+def test_minimize_quadratic_matches_closed_form_sgd_and_momentum(beta):
+    q = quadratic(50.0, dim=8, seed=0)
+    gaps = minimize_quadratic(q, lambda p: torch.optim.SGD(p, lr=0.5, momentum=beta), steps=200)
+    np.testing.assert_allclose(gaps, _closed_form(q, 0.5, beta, 200), rtol=1e-6, atol=1e-12)
+
+
+def _adaptive_closed_form(q, lr, kind, steps, alpha=0.99, eps=1e-8):
+    x = torch.zeros(q.dim, dtype=torch.float64)
+    acc = torch.zeros_like(x)
+    out = [q.gap(x)]
+    for _ in range(steps):
+        g = q.grad(x)
+        if kind == "adagrad":
+            acc = acc + g * g
+            x = x - lr * g / (acc.sqrt() + 1e-10)
+        else:
+            acc = alpha * acc + (1 - alpha) * g * g
+            x = x - lr * g / (acc.sqrt() + eps)
+        out.append(q.gap(x))
+    return np.array(out)
+
+
+def test_minimize_quadratic_matches_closed_form_adagrad_rmsprop():
+    q = quadratic(20.0, dim=6, seed=5)
+    gaps = minimize_quadratic(q, lambda p: torch.optim.Adagrad(p, lr=0.3), steps=100)
+    np.testing.assert_allclose(gaps, _adaptive_closed_form(q, 0.3, "adagrad", 100), rtol=1e-6, atol=1e-12)
+    gaps = minimize_quadratic(q, lambda p: torch.optim.RMSprop(p, lr=0.01), steps=100)
+    np.testing.assert_allclose(gaps, _adaptive_closed_form(q, 0.01, "rmsprop", 100), rtol=1e-6, atol=1e-12)
+
+
+def test_tolerance_stop_divergence_and_schedule():
+    q = quadratic(10.0, dim=5, seed=0)
+    gaps = minimize_quadratic(q, lambda p: torch.optim.SGD(p, lr=1.0), steps=10_000, tol=1e-8)
+    assert len(gaps) < 10_001 and gaps[-1] <= 1e-8 * gaps[0]
+    assert iterations_to_tol(gaps, 1e-8) == len(gaps) - 1
+    assert iterations_to_tol(gaps, 1e-30) == math.inf
+    # lr > 2 / L diverges: the run stops at the first non-finite gap or runs out growing
+    bad = minimize_quadratic(q, lambda p: torch.optim.SGD(p, lr=2.5), steps=3000)
+    assert not np.isfinite(bad[-1]) or bad[-1] > 1e100
+    # the scheduler is stepped: a rate decayed to 0 at once freezes x after the first step
+    frozen = minimize_quadratic(q, lambda p: torch.optim.SGD(p, lr=1.0), steps=5,
+                                scheduler=lambda o: torch.optim.lr_scheduler.LambdaLR(o, lambda k: 0.0 if k else 1.0))
+    assert np.all(frozen[1:] == frozen[1])
+
+
+def test_linear_decay():
+    assert linear_decay(0, 0.1, 0.001, 100) == 0.1
+    assert linear_decay(50, 0.1, 0.001, 100) == pytest.approx(0.0505)
+    assert linear_decay(100, 0.1, 0.001, 100) == pytest.approx(0.001)
+    assert linear_decay(10**6, 0.1, 0.001, 100) == pytest.approx(0.001)
+    with pytest.raises(ValueError):
+        linear_decay(1, 0.1, 0.01, 0)
+
+
+def test_hessian_memory_and_timer():
+    assert dense_hessian_bytes(1e3) == 4e6
+    assert dense_hessian_bytes(1.75e11, bytes_per_entry=2) == pytest.approx(6.125e22)
+    assert format_bytes(4e6) == "4 MB" and format_bytes(512) == "512 B"
+    calls = []
+    t = time_per_step(lambda: calls.append(1), number=3, repeats=2, warmup=1)
+    assert t >= 0 and len(calls) == 1 + 3 * 2
