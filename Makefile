@@ -22,10 +22,10 @@ book: setup
 	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
 
 ## make test: unit tests, every notebook under nbval at smoke scale, a strict smoke-scale build
-test: unit notebooks book-smoke
+test: unit notebooks book-smoke browser
 
 unit: setup
-	$(BIN)/python -m pytest tests -q
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser
 
 notebooks: setup
 	BNBOOK_SCALE=smoke $(BIN)/python -m pytest --nbval-lax -q book
@@ -36,7 +36,54 @@ book-smoke: setup
 
 ## make lab: JupyterLab on the book, with progress bars
 lab: setup
-	BNBOOK_PROGRESS=1 $(BIN)/jupyter lab book
+	BNBOOK_PROGRESS=1 $(BIN)/jupyter lab book $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf _build
+
+## make student: students' copies of the chapters (solutions removed, stubs in place) in _build/student
+.PHONY: student
+student: setup
+	$(BIN)/python -m bnutils.student book/*.ipynb --out _build/student
+	@echo "Student copies: $(CURDIR)/_build/student (hand out with the bnutils package: pip install -e .)"
+
+## make student-check: each chapter's student copy runs up to its first exercise and, with the
+## reference solutions put back, passes every self-check (executes every chapter at smoke scale)
+.PHONY: student-check
+student-check: setup
+	BNBOOK_SCALE=smoke BNBOOK_STUDENT_EXEC=1 $(BIN)/python -m pytest -q tests/test_student.py
+
+## make browser-deps: Debian's Chromium for the browser tests, installed when missing (CI runs this)
+## make browser: every page of the smoke-scale book in headless Chromium, one chapter run in JupyterLab
+## make pdf: the book as one PDF, _build/latex/book.pdf (TeX Live from Debian installed when missing)
+.PHONY: browser-deps browser pdf-deps pdf
+CHROMIUM ?= /usr/bin/chromium
+SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
+APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
+TEX_PACKAGES := texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-xetex \
+	texlive-plain-generic latexmk xindy fonts-freefont-otf tex-gyre lmodern
+PDF_SCALE ?= book
+
+browser-deps:
+	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
+
+browser: setup book-smoke
+	BNBOOK_HTML=$(CURDIR)/$(JB_SMOKE)/_build/html $(BIN)/python -m pytest -q tests/browser
+
+pdf-deps:
+	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v xindy >/dev/null \
+	  || { $(SUDO) apt-get update -q && $(APT_INSTALL) $(TEX_PACKAGES); }
+
+pdf: setup pdf-deps
+	BNBOOK_SCALE=$(PDF_SCALE) $(BIN)/jupyter-book build . --builder pdflatex --keep-going
+	@echo "The PDF is at $(CURDIR)/_build/latex/book.pdf"
+
+## make bench: the CPU benchmarks in bench/ (training loop, BN layer, probes, cache), one table,
+## JSON in _build/bench/bench.json; make bench-book: cold `make book`, a rebuild and `make test`,
+## timed in a temporary folder (run it on a quiet machine). bench/gpu.py is for a CUDA machine.
+.PHONY: bench bench-book
+bench: setup
+	$(BIN)/python -m bench.run
+
+bench-book: setup
+	$(BIN)/python -m bench.book_timings

@@ -27,7 +27,7 @@ from .data import load as load_data
 from .models import ModelConfig, build_model
 from .train import History, TrainConfig, loss_function, train
 
-__all__ = ["Experiment", "Probe", "run", "sweep", "table", "memory", "code_version", "replace"]
+__all__ = ["Experiment", "Probe", "run", "sweep", "seeds", "table", "memory", "code_version", "replace"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 

@@ -38,7 +38,7 @@ from torch import nn
 
 from .state import preserved
 
-__all__ = ["LandscapeResult", "landscape", "landscape_probe", "VGG_MULTIPLIERS", "DLN_MULTIPLIERS"]
+__all__ = ["LandscapeResult", "landscape", "landscape_probe", "run_float64", "VGG_MULTIPLIERS", "DLN_MULTIPLIERS"]
 
 # Step sizes as multiples of the learning rate: Santurkar et al. use [0.5, 4] x lr for VGG ...
 VGG_MULTIPLIERS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
@@ -146,11 +146,12 @@ def landscape(model: nn.Module, x: torch.Tensor, y: torch.Tensor, etas: Sequence
             d = g if name == "gradient" else _random_direction(params, gnorm, seed)
             losses, diffs = [], []
             for eta in etas_arr:
-                with torch.no_grad():
-                    for p, p0, di in zip(params, w0, d):
-                        p.copy_(p0).add_(di, alpha=-float(eta))
+                with torch.no_grad():  # p = p0 - eta * d for every parameter, in two multi-tensor calls
+                    torch._foreach_copy_(params, w0)
+                    torch._foreach_add_(params, d, alpha=-float(eta))
                 loss, g_eta = _loss_and_grads(model, params, x, y, loss_fn)
-                diff = torch.sqrt(sum(((a - b) ** 2).sum() for a, b in zip(g, g_eta)))
+                # ||g - g(eta)||_2 over all parameters: the norm of the per-tensor norms
+                diff = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(torch._foreach_sub(g, g_eta))))
                 losses.append(float(loss))
                 diffs.append(float(diff))
             out[name] = LandscapeResult(etas_arr.copy(), np.asarray(losses), np.asarray(diffs),
@@ -174,3 +175,48 @@ def landscape_probe(model: nn.Module, x, y, *, lr, loss_fn, multipliers=VGG_MULT
         out[prefix + "losses"] = [float(v) for v in r.losses]
         out[prefix + "grad_diffs"] = [float(v) for v in r.grad_diffs]
     return out
+
+
+def _run_float64(exp, version: str):
+    """Uncached body of :func:`run_float64` (``version`` is only part of the cache key)."""
+    import functools
+    from dataclasses import asdict
+
+    from . import config as _config
+    from .data import load as load_data
+    from .experiments import _resolve
+    from .models import build_model
+    from .train import loss_function, train
+
+    ds = load_data(exp.data).to(dtype=torch.float64)
+    _config.seed_everything(exp.seed)
+    model = build_model(exp.model, ds.in_shape, ds.out_features).double()
+    loss_fn = loss_function(exp.train.loss)
+    probes = {p.kind: functools.partial(_resolve(p.kind), lr=exp.train.lr, loss_fn=loss_fn, **dict(p.params))
+              for p in exp.probes} or None
+    return train(model, ds, exp.train, probes,
+                 config_extra={"model": asdict(exp.model), "seed": exp.seed, "dtype": "float64",
+                               "probes": [asdict(p) for p in exp.probes], "code_version": version})
+
+
+def run_float64(exp, cache: bool = True):
+    """:func:`bnutils.experiments.run` in double precision, on the CPU: for the deep linear
+    network, whose products of 25 matrices lose float32's precision. Cached the same way."""
+    from .experiments import code_version, memory
+
+    if not cache:
+        return _run_float64(exp, code_version())
+    return memory().cache(_run_float64)(exp, code_version())
+
+
+def probe_array(histories, key: str, probe: str = "landscape"):
+    """One probe quantity of a group of runs as (steps, values): ``values`` is seeds x probe steps,
+    padded with NaN where a run diverged and stopped early (so a band skips it, and
+    :func:`bnutils.plot.mark_diverged`-style crosses can show where)."""
+    longest = max(histories, key=lambda h: len(h.probe_steps))
+    steps = np.asarray(longest.probe_steps)
+    values = np.full((len(histories), len(steps)), np.nan)
+    for i, h in enumerate(histories):
+        series = [d[key] for d in h.probes.get(probe, [])]
+        values[i, :len(series)] = series
+    return steps, values

@@ -149,6 +149,8 @@ class Spectrum:
 
     nodes: np.ndarray
     weights: np.ndarray
+    top_values: np.ndarray | None = None  # (k,) largest Ritz values of the first run (top_k > 0)
+    top_vectors: torch.Tensor | None = None  # (k, P) their Ritz vectors, orthonormal rows
 
     def density(self, grid: np.ndarray, sigma: float) -> np.ndarray:
         r"""The smoothed density :math:`\frac1{n_v}\sum_v \sum_k \tau_k g_\sigma(t - \theta_k)` on ``grid``."""
@@ -175,9 +177,11 @@ class Spectrum:
 
 
 def hessian_spectrum(closure: Callable[[], torch.Tensor], params: Sequence[torch.Tensor],
-                     m: int = 60, n_vectors: int = 1, seed: int = 0) -> Spectrum:
+                     m: int = 60, n_vectors: int = 1, seed: int = 0, top_k: int = 0) -> Spectrum:
     """The Hessian's eigenvalue density by stochastic Lanczos quadrature (Ghorbani et al. 2019):
-    ``n_vectors`` Lanczos runs of ``m`` Hessian-vector products each, from random unit vectors."""
+    ``n_vectors`` Lanczos runs of ``m`` Hessian-vector products each, from random unit vectors.
+    With ``top_k > 0`` the first run's ``top_k`` largest Ritz pairs are kept as well (as
+    :func:`top_eigenspace` returns them), at no extra cost."""
     params = _params(params)
     if n_vectors < 1:
         raise ValueError(f"n_vectors must be >= 1, got {n_vectors}")
@@ -185,13 +189,23 @@ def hessian_spectrum(closure: Callable[[], torch.Tensor], params: Sequence[torch
     m_eff = min(m, n)
     nodes = np.full((n_vectors, m_eff), np.nan)
     weights = np.zeros((n_vectors, m_eff))
+    top_values = top_vectors = None
     for r in range(n_vectors):
         v0 = _start_vector(n, seed + r, params[0].dtype, params[0].device)
-        alpha, beta, _ = lanczos(lambda v: hvp(closure, params, v), v0, m_eff)
+        alpha, beta, V = lanczos(lambda v: hvp(closure, params, v), v0, m_eff)
         theta, s = _tridiag_eig(alpha, beta)
         nodes[r, :len(theta)] = theta
         weights[r, :len(theta)] = s[0] ** 2
-    return Spectrum(nodes, weights)
+        if r == 0 and top_k > 0:
+            top_values, top_vectors = _ritz(theta, s, V, top_k)
+    return Spectrum(nodes, weights, top_values, top_vectors)
+
+
+def _ritz(theta: np.ndarray, s: np.ndarray, V: torch.Tensor, k: int) -> tuple[np.ndarray, torch.Tensor]:
+    """The ``k`` largest Ritz values and their vectors ``S^T V``, largest first."""
+    order = np.argsort(theta)[::-1][:k]
+    vecs = torch.as_tensor(s[:, order].T.copy(), dtype=V.dtype, device=V.device) @ V
+    return theta[order], vecs
 
 
 def top_eigenspace(closure: Callable[[], torch.Tensor], params: Sequence[torch.Tensor], k: int,
@@ -205,9 +219,7 @@ def top_eigenspace(closure: Callable[[], torch.Tensor], params: Sequence[torch.T
     v0 = _start_vector(n, seed, params[0].dtype, params[0].device)
     alpha, beta, V = lanczos(lambda v: hvp(closure, params, v), v0, m)
     theta, s = _tridiag_eig(alpha, beta)
-    order = np.argsort(theta)[::-1][:k]
-    vecs = torch.as_tensor(s[:, order].T.copy(), dtype=V.dtype, device=V.device) @ V
-    return theta[order], vecs
+    return _ritz(theta, s, V, k)
 
 
 def gradient_share(grad: torch.Tensor, vectors: torch.Tensor) -> float:

@@ -121,3 +121,12 @@ def test_probe_leaves_the_model_untouched(norm):
 def test_probe_is_registered():
     assert PROBES["hessian"] == "bnutils.spectrum:hessian_probe"
     assert _resolve("hessian") is hessian_probe
+
+
+def test_spectrum_keeps_the_top_ritz_pairs_of_its_first_run():
+    theta, closure, _, _ = quadratic()
+    spec = hessian_spectrum(closure, [theta], m=15, n_vectors=2, top_k=3)
+    vals, vecs = top_eigenspace(closure, [theta], k=3, m=15)
+    np.testing.assert_allclose(spec.top_values, vals)
+    torch.testing.assert_close(spec.top_vectors, vecs)
+    assert hessian_spectrum(closure, [theta], m=5).top_vectors is None

@@ -1,0 +1,73 @@
+"""Two fixes to the HTML book, checked by tests/browser/test_book_html.py.
+
+1. MathJax is served from the built book itself, so that the maths renders offline. Sphinx loads MathJax from a CDN by default. ``_config.yml`` sets ``mathjax_path`` to
+``mathjax/tex-mml-chtml.js``, a path inside the book's ``_static`` folder, and this extension
+copies the files that path needs there after an HTML build. They come from the PyPI package
+``django-static-mathjax`` (MathJax 3.2.2's prebuilt components, no dependencies; pinned in
+``requirements.txt``), so no npm or network step is needed. The import name is ``mathjax``.
+
+2. Each script is included once per page. Sphinx 7.4 adds an inline script registered after the
+builder starts (sphinx-thebe's ``const THEBE_JS_URL = ...``) twice, once with filename None and once
+with filename '', and the second ``const`` is a console error ("Identifier 'THEBE_JS_URL' has
+already been declared") on every page.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+# What tex-mml-chtml.js loads: the component itself, the TeX/MathML input extensions loaded on
+# demand (\boldsymbol, \cancel, ...), the CommonHTML output and its fonts, the right-click menu
+# with its accessibility parts and the speech-rule engine they load.
+PARTS = ["tex-mml-chtml.js", "input", "output/chtml", "ui", "a11y", "sre", "adaptors"]
+TARGET = "mathjax"  # under _static
+
+
+def es5_dir() -> Path:
+    import mathjax  # from django-static-mathjax
+
+    return Path(mathjax.__file__).parent / "static" / "mathjax" / "es5"
+
+
+def copy_mathjax(app, exception) -> None:
+    if exception is not None or app.builder.format != "html":
+        return
+    src, dest = es5_dir(), Path(app.outdir) / "_static" / TARGET
+    for part in PARTS:
+        if (src / part).is_dir():
+            shutil.copytree(src / part, dest / part, dirs_exist_ok=True)
+        else:
+            (dest / part).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(src / part, dest / part)
+
+
+def check_path(app, config) -> None:
+    expected = f"{TARGET}/{PARTS[0]}"
+    if config.mathjax_path != expected:
+        from sphinx.util import logging
+
+        logging.getLogger(__name__).warning(
+            "mathjax_path is %r, not the offline copy %r", config.mathjax_path, expected
+        )
+
+
+def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
+    scripts = context.get("script_files")
+    if not scripts:
+        return
+    seen, unique = set(), []
+    for js in scripts:
+        key = (getattr(js, "filename", js) or "", tuple(sorted(getattr(js, "attributes", {}).items())))
+        if key not in seen:
+            seen.add(key)
+            unique.append(js)
+    scripts[:] = unique
+
+
+def setup(app):
+    es5_dir()  # fail at start-up, not after the build, when the package is missing
+    app.connect("config-inited", check_path)
+    app.connect("build-finished", copy_mathjax)
+    app.connect("html-page-context", dedupe_scripts, priority=900)
+    return {"parallel_read_safe": True, "parallel_write_safe": True}

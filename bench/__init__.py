@@ -1,0 +1,1 @@
+"""Benchmarks of the book's code (``make bench``): see bench/RESULTS.md."""

@@ -1,0 +1,105 @@
+"""``make bench-book``: how long the whole book takes, on this machine.
+
+1. a cold ``make book`` at ``book`` scale (empty jupyter-cache and joblib cache), goal < 10 min;
+2. the same build again with nothing changed, goal < 1 min;
+3. ``make test`` at ``smoke`` scale with an empty joblib cache and an empty smoke build, goal < 5 min
+   (the environment already installed);
+
+and each chapter's execution time from the cold build. Nothing shared is touched: the builds go to a
+temporary folder (or ``--dir``), with ``BNBOOK_CACHE`` pointing inside it and ``make test`` given
+``JB_SMOKE`` there. Run it on a quiet machine (it takes as long as the three commands); the machine's
+cores and load average are recorded with the times in ``_build/bench/book_timings.json``.
+
+    python -m bench.book_timings            # all three
+    python -m bench.book_timings --skip-test
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import print_table, row  # noqa: E402
+
+BIN = ROOT / ".venv" / "bin"
+
+
+def timed(cmd, env, log):
+    print(f"[bench-book] {' '.join(map(str, cmd))}", file=sys.stderr, flush=True)
+    load = os.getloadavg()
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        rc = subprocess.run([str(c) for c in cmd], cwd=ROOT, env=env, stdout=f, stderr=subprocess.STDOUT).returncode
+    return time.perf_counter() - t0, rc, load
+
+
+def chapter_times(build_dir: Path) -> dict:
+    """Execution seconds per notebook, from the build's jupyter-cache."""
+    try:
+        from jupyter_cache import get_cache
+
+        cache = get_cache(build_dir / "_build" / ".jupyter_cache")
+        return {Path(r.uri).name: round(float(r.data.get("execution_seconds", float("nan"))), 1)
+                for r in cache.list_cache_records()}
+    except Exception as exc:  # the timings are a bonus; never fail the benchmark on them
+        return {"error": repr(exc)}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dir", type=Path, help="where to build (default: a temporary folder, removed after)")
+    ap.add_argument("--skip-book", action="store_true")
+    ap.add_argument("--skip-test", action="store_true")
+    ap.add_argument("--out", type=Path, default=ROOT / "_build" / "bench" / "book_timings.json")
+    args = ap.parse_args(argv)
+    work = args.dir or Path(tempfile.mkdtemp(prefix="bnbook-bench-book-"))
+    work.mkdir(parents=True, exist_ok=True)
+    logs = ROOT / "_build" / "bench"
+    logs.mkdir(parents=True, exist_ok=True)
+    base = dict(os.environ, BNBOOK_PROGRESS="0")
+    rows, raw = [], {"cores": os.cpu_count(), "dir": str(work)}
+    try:
+        if not args.skip_book:
+            out = work / "book"
+            env = dict(base, BNBOOK_SCALE="book", BNBOOK_CACHE=str(work / "cache-book"))
+            cmd = [BIN / "jupyter-book", "build", ".", "--path-output", out, "--keep-going"]
+            cold, rc1, load1 = timed(cmd, env, logs / "book_cold.log")
+            raw["chapters_s"] = chapter_times(out)
+            again, rc2, load2 = timed(cmd, env, logs / "book_rebuild.log")
+            raw.update(book_cold_s=cold, book_rebuild_s=again, rc=[rc1, rc2], load=[load1, load2])
+            slowest = sorted(((v, k) for k, v in raw["chapters_s"].items() if isinstance(v, float)), reverse=True)[:3]
+            rows.append(row("book", "make book, cold (book scale)", cold, unit="s", goal="< 600",
+                            note=f"exit {rc1}; load {load1[0]:.1f}; slowest: "
+                                 + ", ".join(f"{k} {v:.0f} s" for v, k in slowest)))
+            rows.append(row("book", "make book again, nothing changed", again, unit="s", goal="< 60",
+                            note=f"exit {rc2}; load {load2[0]:.1f}; {cold / max(again, 1e-9):.0f}x faster than cold"))
+        if not args.skip_test:
+            env = dict(base, BNBOOK_CACHE=str(work / "cache-test"))
+            cmd = ["make", "test", f"JB_SMOKE={work / 'smoke'}"]
+            t, rc, load = timed(cmd, env, logs / "make_test.log")
+            raw.update(make_test_s=t, make_test_rc=rc, make_test_load=load)
+            rows.append(row("book", "make test (smoke scale, cold caches)", t, unit="s", goal="< 300",
+                            note=f"exit {rc}; load {load[0]:.1f}; log _build/bench/make_test.log"))
+    finally:
+        if args.dir is None:
+            shutil.rmtree(work, ignore_errors=True)
+    text = print_table(rows, title=f"whole-book timings on {os.cpu_count()} cores (logs in _build/bench/)")
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps({"rows": [r.as_dict() for r in rows], "raw": raw, "table": text},
+                                   indent=1, default=str))
+    print(f"JSON: {args.out}")
+    return 0 if all(r.met is not False for r in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,28 @@
+"""Notebooks must stand alone: when pytest collects several notebooks (``make test`` runs them
+under nbval), their order is shuffled so that none relies on files another one left behind.
+The cells of one notebook keep their order. Set ``BNBOOK_SHUFFLE_SEED`` to replay an order."""
+
+import os
+import random
+
+
+def pytest_report_header(config):
+    return f"notebook order shuffled with BNBOOK_SHUFFLE_SEED={_seed()}"
+
+
+def _seed() -> int:
+    if "BNBOOK_SHUFFLE_SEED" not in os.environ:
+        os.environ["BNBOOK_SHUFFLE_SEED"] = str(random.SystemRandom().randrange(10_000))
+    return int(os.environ["BNBOOK_SHUFFLE_SEED"])
+
+
+def pytest_collection_modifyitems(session, config, items):
+    groups: dict[str, list] = {}
+    for item in items:
+        groups.setdefault(str(item.fspath), []).append(item)
+    notebooks = [k for k in groups if k.endswith(".ipynb")]
+    if len(notebooks) < 2:
+        return
+    order = sorted(groups)
+    random.Random(_seed()).shuffle(order)
+    items[:] = [item for key in order for item in groups[key]]
