@@ -39,3 +39,38 @@ def test_killed_run_leaves_no_entry_and_next_run_computes(tmp_path, monkeypatch)
         assert list(tmp_path.rglob("output.pkl"))
     finally:
         E.memory.cache_clear()
+
+
+# ----------------------------------------------------------------------------- probes never disturb
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from bnutils import models
+from helpers import assert_undisturbed
+
+
+@pytest.mark.parametrize("kind", sorted(E.PROBES))
+@pytest.mark.parametrize("norm", [None, "bn", "noisy_bn"])
+def test_every_registered_probe_leaves_everything_as_it_was(kind, norm):
+    """The one shared check for every probe the experiments can run: parameters, gradients,
+    BN running statistics, train/eval modes, the optimiser's state and the random state."""
+    torch.manual_seed(0)
+    model = models.mlp(12, [8, 8], 3, act="sigmoid", norm=norm)
+    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    x, y = torch.randn(16, 12), torch.randint(0, 3, (16,))
+    F.cross_entropy(model(x), y).backward()
+    opt.step()  # momentum buffers exist, and .grad is populated: both must survive the probe
+    probe = E._resolve(kind)
+    result = assert_undisturbed(model, lambda: probe(model, x, y, lr=0.1, loss_fn=F.cross_entropy), optimizer=opt)
+    assert result is not None
+
+
+def test_a_sweep_with_diverging_runs_completes():
+    exps = [E.Experiment(data="digits", model=ModelConfig(hidden=(16,), act="identity"),
+                         train=TrainConfig(lr=lr, steps=100, eval_every=50)) for lr in (0.1, 1e4)]
+    hists = E.sweep(exps, cache=False)
+    df = E.table(hists)
+    assert list(df["diverged"]) == [False, True]
+    assert df["diverged_at"].iloc[1] > 0
