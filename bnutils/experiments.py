@@ -100,12 +100,19 @@ def cache_dir() -> Path:
     return Path(env) if env else PACKAGE_DIR.parent / "_build" / "cache"
 
 
-@functools.lru_cache(maxsize=None)
-def memory(location: str | None = None) -> joblib.Memory:
-    """The joblib cache (``BNBOOK_CACHE=off`` disables it)."""
+def memory(location: str | os.PathLike | None = None) -> joblib.Memory:
+    """The joblib cache, one folder per version of ``bnutils``' code (``cache_dir()/<code_version>``),
+    so that anything cached with ``memory().cache(fn)`` -- experiments and a notebook's own
+    functions alike -- is keyed by its arguments, its own source *and* the package's code.
+    ``BNBOOK_CACHE=off`` disables caching."""
     if os.environ.get("BNBOOK_CACHE", "") == "off":
-        return joblib.Memory(None, verbose=0)
-    return joblib.Memory(location or str(cache_dir()), verbose=0)
+        return _memory(None)
+    return _memory(str(location or cache_dir() / code_version()))
+
+
+@functools.lru_cache(maxsize=None)
+def _memory(location: str | None) -> joblib.Memory:
+    return joblib.Memory(location, verbose=0)
 
 
 def _run(exp: Experiment, version: str, device: str) -> History:

@@ -13,9 +13,9 @@ EXP = E.Experiment(data="digits", model=ModelConfig(hidden=(16,), norm="bn"), tr
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     monkeypatch.setenv("BNBOOK_CACHE", str(tmp_path))
-    E.memory.cache_clear()
+    E._memory.cache_clear()
     yield tmp_path
-    E.memory.cache_clear()
+    E._memory.cache_clear()
 
 
 def test_cache_hits_and_keys_on_config(cache, monkeypatch):

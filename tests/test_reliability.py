@@ -32,13 +32,13 @@ def test_killed_run_leaves_no_entry_and_next_run_computes(tmp_path, monkeypatch)
     proc.wait(timeout=30)
     assert not list(tmp_path.rglob("output.pkl")), "a killed run left a cache entry"
     monkeypatch.setenv("BNBOOK_CACHE", str(tmp_path))
-    E.memory.cache_clear()
+    E._memory.cache_clear()
     try:
         h = E.run(E.Experiment(data="digits", model=ModelConfig(hidden=(16,)), train=TrainConfig(steps=20, eval_every=10)))
         assert len(h.loss) == 20
         assert list(tmp_path.rglob("output.pkl"))
     finally:
-        E.memory.cache_clear()
+        E._memory.cache_clear()
 
 
 # ----------------------------------------------------------------------------- probes never disturb
