@@ -14,7 +14,9 @@ Modules, one idea each:
 * :mod:`bnutils.plot`        -- the house style: curves with bands over seeds
 """
 
-from .config import device, get_scale, pick, seed_everything
+from .config import device, get_scale, pick, seed_everything, set_threads
 
 __version__ = "0.1.0"
-__all__ = ["device", "get_scale", "pick", "seed_everything"]
+__all__ = ["device", "get_scale", "pick", "seed_everything", "set_threads"]
+
+set_threads()  # one CPU thread unless $BNBOOK_THREADS says otherwise: see config.set_threads

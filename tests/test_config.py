@@ -35,3 +35,17 @@ def test_seed_everything_is_repeatable():
     assert torch.equal(a, torch.rand(3))
     with pytest.raises(TypeError, match="seed must be an int"):
         seed_everything(1.5)
+
+
+def test_threads(monkeypatch):
+    from bnutils.config import set_threads
+
+    old = torch.get_num_threads()
+    try:
+        assert set_threads(2) == 2 and torch.get_num_threads() == 2
+        monkeypatch.setenv("BNBOOK_THREADS", "1")
+        assert set_threads() == 1 and torch.get_num_threads() == 1
+        with pytest.raises(ValueError, match="BNBOOK_THREADS must be a positive int"):
+            set_threads(0)
+    finally:
+        torch.set_num_threads(old)
