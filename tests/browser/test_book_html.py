@@ -79,15 +79,32 @@ def text_outside_code(page) -> str:
     )
 
 
+def count_glue_roles(markdown: str) -> int:
+    """Glue roles in a piece of MyST markdown that will be pasted: a ``{glue...}`` followed by its
+    `argument`, in prose or inside a directive's body; not those shown as code (```` ``{glue:text}`` ````
+    in a sentence, or a fenced example)."""
+    from markdown_it import MarkdownIt
+
+    n = 0
+    for tok in MarkdownIt("commonmark").parse(markdown):
+        if tok.type == "fence" and tok.info.startswith("{"):
+            n += count_glue_roles(tok.content)  # a directive: its body is markdown again
+        elif tok.type == "inline":
+            kids = tok.children or []
+            n += sum(1 for a, b in zip(kids, kids[1:])
+                     if a.type == "text" and b.type == "code_inline" and re.search(r"\{glue(:\w+)?\}$", a.content))
+    return n
+
+
 def glue_roles(path: str) -> int:
-    """How many glue roles/directives the source of a page has in its markdown cells."""
+    """How many glue roles the source of a page has in its markdown cells."""
     source = ROOT / path.replace(".html", ".ipynb")
     if not source.exists():
         source = source.with_suffix(".md")
-        return len(RAW_GLUE.findall(source.read_text())) if source.exists() else 0
+        return count_glue_roles(source.read_text()) if source.exists() else 0
     cells = json.loads(source.read_text())["cells"]
     return sum(
-        len(RAW_GLUE.findall("".join(c["source"])))
+        count_glue_roles("".join(c["source"]))
         for c in cells
         if c["cell_type"] == "markdown" and "remove-cell" not in c.get("metadata", {}).get("tags", [])
     )
