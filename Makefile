@@ -16,16 +16,20 @@ $(STAMP): requirements.txt pyproject.toml
 
 setup: $(STAMP)
 
-## make book: the HTML book at the default `book` scale, in _build/html
+## make book: the HTML book at the default `book` scale, in _build/html. Another scale
+## (`BNBOOK_SCALE=smoke make book`) builds into _build/<scale>/_build/html, with its own execution
+## cache, so that a book-scale build never shows another scale's outputs.
+BNBOOK_SCALE ?= book
+BOOK_OUT := $(if $(filter book,$(BNBOOK_SCALE)),.,_build/$(BNBOOK_SCALE))
 book: setup
-	BNBOOK_SCALE=book $(BIN)/jupyter-book build . --keep-going
-	@echo "The book is at file://$(CURDIR)/_build/html/index.html"
+	BNBOOK_SCALE=$(BNBOOK_SCALE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) --keep-going
+	@echo "The book is at file://$(abspath $(BOOK_OUT))/_build/html/index.html"
 
 ## make test: unit tests, every notebook under nbval at smoke scale, a strict smoke-scale build
-test: unit notebooks book-smoke browser
+test: unit notebooks student-check book-smoke browser
 
 unit: setup
-	$(BIN)/python -m pytest tests -q --ignore=tests/browser
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "not chapters"
 
 notebooks: setup
 	BNBOOK_SCALE=smoke $(BIN)/python -m pytest --nbval-lax -q book
@@ -51,7 +55,7 @@ student: setup
 ## reference solutions put back, passes every self-check (executes every chapter at smoke scale)
 .PHONY: student-check
 student-check: setup
-	BNBOOK_SCALE=smoke BNBOOK_STUDENT_EXEC=1 $(BIN)/python -m pytest -q tests/test_student.py
+	BNBOOK_SCALE=smoke $(BIN)/python -m pytest -q -m chapters tests/test_student.py
 
 ## make browser-deps: Debian's Chromium for the browser tests, installed when missing (CI runs this)
 ## make browser: every page of the smoke-scale book in headless Chromium, one chapter run in JupyterLab

@@ -259,8 +259,7 @@ def test_chapter_student_copy_has_no_solutions(path):
         assert block.label in labels, f"solution for unknown exercise {block.label!r}"
 
 
-@pytest.mark.skipif(os.environ.get("BNBOOK_STUDENT_EXEC") != "1",
-                    reason="executes whole chapters (minutes each): `make student-check` runs it")
+@pytest.mark.chapters  # executes every chapter: `make student-check` (part of `make test`) runs these
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
 def test_chapter_student_copy_runs_and_solutions_pass(path, monkeypatch):
     nb = _chapter(path)
