@@ -255,7 +255,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
         loss = loss_fn(out, yb)
         losses.append(loss.detach())
         if (step + 1) % check_every == 0 or step + 1 == cfg.steps:
-            window = torch.stack(losses[step + 1 - ((step % check_every) + 1):]).float()
+            window = torch.stack(losses[step + 1 - ((step % check_every) + 1):])
             finite = torch.isfinite(window)
             if not bool(finite.all()):
                 diverged_at = step + 1 - len(window) + int((~finite).nonzero()[0, 0])
@@ -284,7 +284,7 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
         config.update(config_extra)
     return History(
         config=config,
-        loss=(torch.stack(losses[:n_run]).float().cpu().numpy() if n_run else np.zeros(0)).astype(np.float64),
+        loss=(torch.stack(losses[:n_run]).cpu().double().numpy() if n_run else np.zeros(0)),
         eval_steps=np.asarray(eval_steps, dtype=np.int64),
         train_loss=np.asarray(tr_loss, dtype=np.float64),
         train_acc=np.asarray(tr_acc, dtype=np.float64),
