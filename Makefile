@@ -8,6 +8,15 @@ JB_SMOKE := _build/smoke
 
 .PHONY: setup book test unit notebooks book-smoke lab clean
 
+# jupyter-cache re-executes a notebook only when its cells change, not when bnutils does: drop a
+# build's execution cache when the package's code version differs from the one it was built with.
+define fresh-cache
+v=$$($(BIN)/python -c "from bnutils.experiments import code_version; print(code_version())"); \
+f=$(1)/_build/.bnutils-version; \
+if [ "$$(cat $$f 2>/dev/null)" != "$$v" ]; then rm -rf $(1)/_build/.jupyter_cache; fi; \
+mkdir -p $(1)/_build && echo $$v > $$f
+endef
+
 $(STAMP): requirements.txt pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
@@ -22,6 +31,7 @@ setup: $(STAMP)
 BNBOOK_SCALE ?= book
 BOOK_OUT := $(if $(filter book,$(BNBOOK_SCALE)),.,_build/$(BNBOOK_SCALE))
 book: setup
+	@$(call fresh-cache,$(BOOK_OUT))
 	BNBOOK_SCALE=$(BNBOOK_SCALE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) --keep-going
 	@echo "The book is at file://$(abspath $(BOOK_OUT))/_build/html/index.html"
 
@@ -35,6 +45,7 @@ notebooks: setup
 	BNBOOK_SCALE=smoke $(BIN)/python -m pytest --nbval-lax -q book
 
 book-smoke: setup
+	@$(call fresh-cache,$(JB_SMOKE))
 	BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --path-output $(JB_SMOKE) -W -n --keep-going
 	@echo "Smoke-scale book: file://$(CURDIR)/$(JB_SMOKE)/_build/html/index.html"
 
