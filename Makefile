@@ -9,11 +9,12 @@ JB_SMOKE := _build/smoke
 .PHONY: setup book test unit notebooks book-smoke lab clean
 
 # jupyter-cache re-executes a notebook only when its cells change, not when bnutils does: drop a
-# build's execution cache when the package's code version differs from the one it was built with.
+# build's execution cache (and Sphinx's doctrees, or unchanged pages are not even re-read) when
+# the package's code version differs from the one it was built with.
 define fresh-cache
 v=$$($(BIN)/python -c "from bnutils.experiments import code_version; print(code_version())"); \
 f=$(1)/_build/.bnutils-version; \
-if [ "$$(cat $$f 2>/dev/null)" != "$$v" ]; then rm -rf $(1)/_build/.jupyter_cache; fi; \
+if [ "$$(cat $$f 2>/dev/null)" != "$$v" ]; then rm -rf $(1)/_build/.jupyter_cache $(1)/_build/.doctrees; fi; \
 mkdir -p $(1)/_build && echo $$v > $$f
 endef
 

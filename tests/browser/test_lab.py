@@ -24,7 +24,6 @@ from pathlib import Path
 
 import nbformat
 import pytest
-import yaml
 
 from readers_env import ROOT
 
@@ -42,30 +41,12 @@ STAND_IN = [
 ]
 
 
-def code_cells(path: Path) -> int:
-    return sum(c.cell_type == "code" for c in nbformat.read(path, as_version=4).cells)
-
-
-def chapter_notebooks() -> list[Path]:
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    files = [c["file"] for part in toc.get("parts", [toc]) for c in part.get("chapters", [])]
-    return [ROOT / f"{f}.ipynb" for f in files if (ROOT / f"{f}.ipynb").exists()]
-
-
 def pick_notebook(workdir: Path) -> Path:
     # Default: the BatchNorm chapter, the book's first lecture (about 20 s at smoke scale), which
     # like every lecture chapter stands alone in a folder of its own.
     name = os.environ.get("BNBOOK_LAB_NOTEBOOK", "book/batchnorm.ipynb")
-    if name == "stand-in":
-        candidates = []
-    elif name:
-        candidates = [ROOT / name]
-    else:
-        candidates = sorted(
-            (p for p in chapter_notebooks() if code_cells(p)), key=code_cells
-        )
-    if candidates:
-        return Path(shutil.copy(candidates[0], workdir / candidates[0].name))
+    if name != "stand-in":
+        return Path(shutil.copy(ROOT / name, workdir / Path(name).name))
     nb = nbformat.v4.new_notebook()
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [
