@@ -61,40 +61,49 @@ def _channel_view(t: torch.Tensor, input: torch.Tensor) -> torch.Tensor:
 
 
 class _BatchNormTrain(torch.autograd.Function):
-    """Training-mode batch norm with the hand-derived backward pass above."""
+    """Training-mode batch norm with the hand-derived backward pass above, written with as few
+    passes over the (N, C, ...) tensors as plain PyTorch allows (each pass is a kernel on a GPU)."""
 
     @staticmethod
     def forward(ctx, x, weight, bias, eps):
         dims = _reduce_dims(x)
         m = x.numel() // x.shape[1]
-        mean = x.mean(dim=dims)  # (C,)
-        xc = x - _channel_view(mean, x)
-        var = (xc * xc).mean(dim=dims)  # biased, (C,)
-        invstd = torch.rsqrt(var + eps)
-        xhat = xc * _channel_view(invstd, x)
-        y = xhat
-        if weight is not None:
-            y = y * _channel_view(weight, x)
-        if bias is not None:
-            y = y + _channel_view(bias, x)
-        ctx.save_for_backward(xhat, invstd, weight)
-        ctx.m = m
+        var, mean = torch.var_mean(x, dim=dims, unbiased=False)  # (C,) each; biased variance
+        invstd = torch.rsqrt(var + eps)  # (C,)
+        xhat = (x - _channel_view(mean, x)) * _channel_view(invstd, x)  # (N, C, ...)
+        if weight is not None and bias is not None:
+            y = torch.addcmul(_channel_view(bias, x), xhat, _channel_view(weight, x))  # beta + gamma * xhat
+        elif weight is not None:
+            y = xhat * _channel_view(weight, x)
+        elif bias is not None:
+            y = xhat + _channel_view(bias, x)
+        else:
+            y = xhat
+        ctx.save_for_backward(x, xhat, invstd, weight)
+        ctx.m, ctx.eps = m, eps
         ctx.has_bias = bias is not None
         ctx.mark_non_differentiable(mean, var)
         return y, mean, var
 
     @staticmethod
     def backward(ctx, grad_y, _grad_mean, _grad_var):
-        xhat, invstd, weight = ctx.saved_tensors
+        x, xhat, invstd, weight = ctx.saved_tensors
         dims = _reduce_dims(grad_y)
+        if torch.is_grad_enabled():
+            # Double backward (create_graph=True, e.g. Hessian-vector products): rebuild xhat and
+            # invstd from x, so that second derivatives flow through the batch statistics too.
+            var, mean = torch.var_mean(x, dim=dims, unbiased=False)
+            invstd = torch.rsqrt(var + ctx.eps)
+            xhat = (x - _channel_view(mean, x)) * _channel_view(invstd, x)
         sum_g = grad_y.sum(dim=dims)  # (C,)
         sum_gx = (grad_y * xhat).sum(dim=dims)  # (C,)
         grad_x = grad_weight = grad_bias = None
         if ctx.needs_input_grad[0]:
-            scale = invstd if weight is None else weight * invstd
-            grad_x = _channel_view(scale / ctx.m, grad_y) * (
-                ctx.m * grad_y - _channel_view(sum_g, grad_y) - xhat * _channel_view(sum_gx, grad_y)
-            )
+            # dL/dx_i = s (g_i - sum_g / m - xhat_i sum_gx / m), with s = gamma / sqrt(var + eps)
+            scale = invstd if weight is None else weight * invstd  # (C,)
+            view = lambda t: _channel_view(t, grad_y)
+            grad_x = torch.addcmul(view(-scale * sum_g / ctx.m), xhat, view(-scale * sum_gx / ctx.m))
+            grad_x.addcmul_(grad_y, view(scale))
         if weight is not None and ctx.needs_input_grad[1]:
             grad_weight = sum_gx
         if ctx.has_bias and ctx.needs_input_grad[2]:
@@ -259,9 +268,9 @@ def _batch_noise(a: torch.Tensor) -> torch.Tensor:
     opts = {"device": a.device, "dtype": a.dtype}
     mu = _channel_view(torch.rand(c, **opts) - 0.5, a)  # U(-0.5, 0.5)
     sigma = _channel_view(1.0 + 0.25 * torch.rand(c, **opts), a)  # U(1, 1.25)
-    shift = mu + 0.2 * torch.rand_like(a) - 0.1  # U(mu - 0.1, mu + 0.1), per sample and unit
-    scale = sigma + 0.1 * torch.randn_like(a)  # N(sigma, 0.1^2)
-    return scale * a + shift
+    shift = torch.rand_like(a).mul_(0.2).add_(mu - 0.1)  # U(mu - 0.1, mu + 0.1), per sample and unit
+    scale = torch.randn_like(a).mul_(0.1).add_(sigma)  # N(sigma, 0.1^2)
+    return torch.addcmul(shift, scale, a)  # scale * a + shift
 
 
 class NoisyBatchNorm(BatchNorm):

@@ -163,3 +163,27 @@ def test_lp_norm_definitions():
         torch.testing.assert_close(layer(x), c / (norm(c) + layer.eps))
     with pytest.raises(ValueError, match="p must be 1, 2 or inf"):
         LpNorm(3, p=3)
+
+
+def test_second_derivatives_match_torch():
+    """Hessian-vector products (double backward) go through the batch statistics as PyTorch's do."""
+    from bnutils.hessian import hvp
+
+    torch.manual_seed(0)
+    for shape, ref_cls in (((16, 5), nn.BatchNorm1d), ((6, 5, 3, 3), nn.BatchNorm2d)):
+        ours, ref = BatchNorm(5), ref_cls(5)
+        with torch.no_grad():
+            ours.weight.uniform_(0.5, 1.5)
+            ref.weight.copy_(ours.weight)
+        x = torch.randn(*shape, requires_grad=True)
+        target = torch.randn(*shape)
+        for mod in (ours, ref):
+            mod.train()
+        params_o, params_r = [x, ours.weight, ours.bias], [x, ref.weight, ref.bias]
+        v = torch.randn(sum(p.numel() for p in params_o))
+        loss = lambda mod: ((mod(x) - target) ** 3).sum()
+        torch.testing.assert_close(hvp(lambda: loss(ours), params_o, v), hvp(lambda: loss(ref), params_r, v))
+    xg = torch.randn(6, 3, requires_grad=True)
+    wg = torch.rand(3, requires_grad=True)
+    bg = torch.randn(3, requires_grad=True)
+    assert torch.autograd.gradgradcheck(lambda a, w, b: batch_norm(a, None, None, w, b, training=True), (xg, wg, bg))
