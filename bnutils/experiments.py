@@ -20,6 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import joblib
+import torch
 import pandas as pd
 
 from . import config as _config
@@ -115,12 +116,15 @@ def _memory(location: str | None) -> joblib.Memory:
     return joblib.Memory(location, verbose=0)
 
 
-def _run(exp: Experiment, version: str, device: str) -> History:
+DTYPES = {"float32": torch.float32, "float64": torch.float64}
+
+
+def _run(exp: Experiment, version: str, device: str, dtype: str = "float32") -> History:
     """Uncached body of :func:`run` (``version`` and ``device`` are only part of the cache key)."""
     ds = load_data(exp.data)
     dev = _config.device() if device == "auto" else device
     _config.seed_everything(exp.seed)
-    model = build_model(exp.model, ds.in_shape, ds.out_features).to(dev)
+    model = build_model(exp.model, ds.in_shape, ds.out_features).to(device=dev, dtype=DTYPES[dtype])
     probes = None
     if exp.probes:
         loss_fn = loss_function(exp.train.loss)
@@ -128,24 +132,29 @@ def _run(exp: Experiment, version: str, device: str) -> History:
         for p in exp.probes:
             fn = _resolve(p.kind)
             probes[p.kind] = functools.partial(fn, lr=exp.train.lr, loss_fn=loss_fn, **dict(p.params))
-    return train(model, _on_device(exp.data, str(dev)), exp.train, probes,
-                 config_extra={"model": asdict(exp.model), "seed": exp.seed,
-                               "probes": [asdict(p) for p in exp.probes], "code_version": version})
+    extra = {"model": asdict(exp.model), "seed": exp.seed, "probes": [asdict(p) for p in exp.probes],
+             "code_version": version}
+    if dtype != "float32":
+        extra["dtype"] = dtype
+    return train(model, _on_device(exp.data, str(dev), dtype), exp.train, probes, config_extra=extra)
 
 
 @functools.lru_cache(maxsize=8)
-def _on_device(name: str, device: str):
-    return load_data(name).to(device)
+def _on_device(name: str, device: str, dtype: str = "float32"):
+    return load_data(name).to(device, dtype=DTYPES[dtype] if dtype != "float32" else None)
 
 
-def run(exp: Experiment, cache: bool = True) -> History:
-    """Train ``exp`` (or load its cached history). A diverging run is returned, not raised."""
+def run(exp: Experiment, cache: bool = True, dtype: str = "float32") -> History:
+    """Train ``exp`` (or load its cached history). A diverging run is returned, not raised.
+    ``dtype="float64"`` trains in double precision (the deep linear network needs it)."""
     if not isinstance(exp, Experiment):
         raise TypeError(f"expected an Experiment, got {type(exp).__name__}")
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     dev = str(_config.device())
     if not cache:
-        return _run(exp, code_version(), dev)
-    return memory().cache(_run)(exp, code_version(), dev)
+        return _run(exp, code_version(), dev, dtype)
+    return memory().cache(_run)(exp, code_version(), dev, dtype)
 
 
 def sweep(experiments: Iterable[Experiment], cache: bool = True) -> list[History]:

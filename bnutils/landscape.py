@@ -178,36 +178,12 @@ def landscape_probe(model: nn.Module, x, y, *, lr, loss_fn, multipliers=VGG_MULT
     return out
 
 
-def _run_float64(exp, version: str):
-    """Uncached body of :func:`run_float64` (``version`` is only part of the cache key)."""
-    import functools
-    from dataclasses import asdict
-
-    from . import config as _config
-    from .data import load as load_data
-    from .experiments import _resolve
-    from .models import build_model
-    from .train import loss_function, train
-
-    ds = load_data(exp.data).to(dtype=torch.float64)
-    _config.seed_everything(exp.seed)
-    model = build_model(exp.model, ds.in_shape, ds.out_features).double()
-    loss_fn = loss_function(exp.train.loss)
-    probes = {p.kind: functools.partial(_resolve(p.kind), lr=exp.train.lr, loss_fn=loss_fn, **dict(p.params))
-              for p in exp.probes} or None
-    return train(model, ds, exp.train, probes,
-                 config_extra={"model": asdict(exp.model), "seed": exp.seed, "dtype": "float64",
-                               "probes": [asdict(p) for p in exp.probes], "code_version": version})
-
-
 def run_float64(exp, cache: bool = True):
-    """:func:`bnutils.experiments.run` in double precision, on the CPU: for the deep linear
-    network, whose products of 25 matrices lose float32's precision. Cached the same way."""
-    from .experiments import code_version, memory
+    """:func:`bnutils.experiments.run` in double precision: for the deep linear network, whose
+    products of 25 matrices lose float32's precision. Cached the same way."""
+    from .experiments import run
 
-    if not cache:
-        return _run_float64(exp, code_version())
-    return memory().cache(_run_float64)(exp, code_version())
+    return run(exp, cache=cache, dtype="float64")
 
 
 def probe_array(histories, key: str, probe: str = "landscape"):
