@@ -8,7 +8,8 @@ CIFAR-10 cannot be fetched on the GPU machines, so the data are ``bnutils.data.s
 
 * images/s of a plain PyTorch loop (data on the GPU, batches by slicing, one evaluation at step 0 as
   ``bnutils.train`` does) and of ``bnutils.train`` on the same model, at batch 128 in float32 and batch
-  512 under bf16 autocast, for the from-scratch BN (``norm="bn"``, what the book runs) and
+  512 under bf16 autocast with channels-last memory format (``TrainConfig(autocast="bfloat16",
+  channels_last=True)``; the plain loop does the same by hand), for the from-scratch BN (``norm="bn"``, what the book runs) and
   ``torch.nn.BatchNorm2d`` (``norm="torch_bn"``). Goal: ``bnutils.train`` >= 0.9x the plain loop;
   reference (issue 9): a plain loop at about 33,600 img/s (fp32, b128) and 126,000 img/s (bf16, b512)
   on an H200.
@@ -52,9 +53,13 @@ def autocast(dtype, device):
     return torch.autocast(device_type=torch.device(device).type, dtype=dtype)
 
 
-def plain_loop(model, ds, steps, batch_size, lr, dtype):
-    """What a reader would write for speed: data on the device, randperm, slices; autocast if asked."""
+def plain_loop(model, ds, steps, batch_size, lr, dtype, channels_last=False):
+    """What a reader would write for speed: data on the device, randperm, slices; autocast and
+    channels-last if asked."""
     dev = next(model.parameters()).device
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+        ds = ds.to(memory_format=torch.channels_last)
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     gen = torch.Generator().manual_seed(0)
     x, y = ds.x_train, ds.y_train
@@ -77,15 +82,15 @@ def plain_loop(model, ds, steps, batch_size, lr, dtype):
         step += per_epoch
 
 
-def book_loop(model, ds, steps, batch_size, lr, dtype):
-    """``bnutils.train`` (evaluation at step 0 only), under autocast when asked."""
-    dev = next(model.parameters()).device
-    cfg = TrainConfig(lr=lr, steps=steps, batch_size=batch_size, eval_every=steps + 1)
-    with autocast(dtype, dev):
-        train(model, ds, cfg)
+def book_loop(model, ds, steps, batch_size, lr, dtype, channels_last=False):
+    """``bnutils.train`` (evaluation at step 0 only), with its own autocast and channels-last options."""
+    cfg = TrainConfig(lr=lr, steps=steps, batch_size=batch_size, eval_every=steps + 1,
+                      autocast=None if dtype == torch.float32 else str(dtype).replace("torch.", ""),
+                      channels_last=channels_last)
+    train(model, ds, cfg)
 
 
-def loops(ds, dev, batch_size, dtype, steps, rounds, norms, channels="vgg11"):
+def loops(ds, dev, batch_size, dtype, steps, rounds, norms, channels="vgg11", channels_last=False):
     """Images/s of the plain loop and bnutils.train for each norm, interleaved."""
     protos = {}
     for norm in norms:
@@ -96,7 +101,8 @@ def loops(ds, dev, batch_size, dtype, steps, rounds, norms, channels="vgg11"):
         for kind, loop in (("plain", plain_loop), ("bnutils.train", book_loop)):
             name = f"{kind}[{norm}]"
             norm_of[name] = norm
-            fns[name] = (lambda loop=loop, name=name: loop(models[name], ds, steps, batch_size, 0.1, dtype))
+            fns[name] = (lambda loop=loop, name=name: loop(models[name], ds, steps, batch_size, 0.1, dtype,
+                                                           channels_last))
 
     def setup(name):
         models[name] = copy.deepcopy(protos[norm_of[name]])
@@ -131,17 +137,19 @@ def main(argv=None):
     ds = data.synthetic_images(n=n).to(dev)
     rows = []
     raw = {}
-    groups = [(torch.float32, 8 if tiny else 128)]
+    # (dtype, batch, channels-last): the reference's two settings
+    groups = [(torch.float32, 8 if tiny else 128, False)]
     if not args.no_bf16 and (dev.type == "cuda" and torch.cuda.is_bf16_supported() or tiny):
-        groups.append((torch.bfloat16, 16 if tiny else 512))
+        groups.append((torch.bfloat16, 16 if tiny else 512, True))
     step_ms = {}
-    for dtype, bs in groups:
+    for dtype, bs, cl in groups:
         dname = str(dtype).replace("torch.", "")
         norms = ["bn", "torch_bn"] + ([None, "noisy_bn"] if dtype == torch.float32 else [])
-        print(f"[gpu] loops {dname} batch {bs} ...", file=sys.stderr, flush=True)
-        times, ips = loops(ds, dev, bs, dtype, steps, rounds, norms, channels)
+        print(f"[gpu] loops {dname} batch {bs} channels-last {cl} ...", file=sys.stderr, flush=True)
+        times, ips = loops(ds, dev, bs, dtype, steps, rounds, norms, channels, channels_last=cl)
+        dname = dname + (" channels-last" if cl else "")
         raw[f"{dname}_b{bs}"] = {"times_s": times, "images_per_s": ips, "steps": steps}
-        ref = REFERENCE.get((dname, bs))
+        ref = REFERENCE.get((str(dtype).replace("torch.", ""), bs))
         for norm in ("bn", "torch_bn"):
             p, t = f"plain[{norm}]", f"bnutils.train[{norm}]"
             rows.append(row("gpu", f"{dname} b{bs} plain loop, norm={norm}", ips[p], unit="img/s",

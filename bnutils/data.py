@@ -63,9 +63,12 @@ class Dataset:
     def out_features(self) -> int:
         return self.num_classes if self.num_classes is not None else self.y_train.shape[1]
 
-    def to(self, device=None, dtype=None) -> "Dataset":
-        """The same data on ``device``; ``dtype`` converts the inputs (and regression targets)."""
-        conv = lambda t, is_x: t.to(device=device, dtype=dtype if (is_x or self.num_classes is None) else None)
+    def to(self, device=None, dtype=None, memory_format=None) -> "Dataset":
+        """The same data on ``device``; ``dtype`` converts the inputs (and regression targets);
+        ``memory_format`` (e.g. ``torch.channels_last``) applies to 4D inputs (images) only."""
+        def conv(t, is_x):
+            t = t.to(device=device, dtype=dtype if (is_x or self.num_classes is None) else None)
+            return t.contiguous(memory_format=memory_format) if is_x and memory_format and t.dim() == 4 else t
         return replace(
             self,
             x_train=conv(self.x_train, True),
@@ -243,6 +246,9 @@ LOADERS = {
     "mnist1d": mnist1d,
     "gaussian_linear": gaussian_linear,
     "synthetic_images": synthetic_images,
+    # CIFAR-10's shape and sizes (48,000 train / 12,000 test), random content: for timing the
+    # paper-scale runs where CIFAR-10 cannot be had (bench/suite.py)
+    "synthetic_cifar10": lambda: synthetic_images(n=60_000),
     "cifar10": lambda: cifar10(os.environ.get("BNBOOK_DATA", "data")),
 }
 

@@ -11,6 +11,7 @@ the step (``diverged_at``) with everything before it intact.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import sys
@@ -27,6 +28,7 @@ from .data import Dataset
 
 OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop")
 LOSSES = ("cross_entropy", "mse", "sse")
+AUTOCAST = (None, "bfloat16", "float16")
 
 
 @dataclass(frozen=True)
@@ -44,6 +46,9 @@ class TrainConfig:
     eval_every: int = 100  # evaluate train/test loss and accuracy every this many steps
     train_eval_size: int = 1000  # training examples used to measure train accuracy
     probe_every: int = 0  # run the probes every this many steps (0: never)
+    autocast: str | None = None  # "bfloat16" or "float16": mixed precision (torch.autocast); None: off
+    channels_last: bool = False  # convolution weights and images in channels-last memory format
+    compile: str | None = None  # a torch.compile backend for the training steps ("inductor" fuses kernels); None: eager
 
     def __post_init__(self):
         if not (isinstance(self.lr, (int, float)) and math.isfinite(self.lr) and self.lr >= 0):
@@ -64,6 +69,12 @@ class TrainConfig:
             raise ValueError(f"Invalid weight_decay value: {self.weight_decay}")
         if self.probe_every < 0:
             raise ValueError(f"probe_every must be >= 0, got {self.probe_every}")
+        if self.autocast not in AUTOCAST:
+            raise ValueError(f"autocast must be one of {', '.join(map(repr, AUTOCAST))}, got {self.autocast!r}")
+        if self.compile is not None and self.compile not in torch.compiler.list_backends(exclude_tags=()):
+            # torch.compile's own check says: "Invalid backend: 'x', see `torch._dynamo.list_backends()`"
+            raise ValueError(f"Invalid backend: {self.compile!r}, see `torch.compiler.list_backends()` "
+                             "(e.g. 'inductor'), or None for eager")
 
 
 @dataclass
@@ -162,6 +173,16 @@ def evaluate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str = "cr
         model.train(was_training)
 
 
+def autocast(cfg: TrainConfig, device: torch.device):
+    """The :func:`torch.autocast` context that ``cfg.autocast`` asks for on ``device`` (a context
+    that does nothing when it is None). Matrix products and convolutions then run in the lower
+    precision; losses, reductions and the book's norms (see :func:`bnutils.norms.batch_norm`) in
+    float32."""
+    if cfg.autocast is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=torch.device(device).type, dtype=getattr(torch, cfg.autocast))
+
+
 def _progress_enabled() -> bool:
     flag = os.environ.get("BNBOOK_PROGRESS")
     if flag is not None:
@@ -195,7 +216,14 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
 
     ``probes`` maps names to functions ``probe(model, x, y) -> value`` that measure something on
     the batch *about to be used* (before its update), every ``cfg.probe_every`` steps; a probe
-    must leave the model as it found it. ``config_extra`` is stored in ``History.config``.
+    must leave the model as it found it. Probes run in full precision even when ``cfg.autocast``
+    is set: they measure differences of gradients, which half precision would drown in rounding.
+    ``config_extra`` is stored in ``History.config``.
+
+    ``cfg.channels_last`` converts ``model``'s 4D weights (and the images) to channels-last memory
+    format in place; ``cfg.autocast="float16"`` scales the loss with :class:`torch.amp.GradScaler`;
+    ``cfg.compile`` runs the training steps' forward (and so backward) through :func:`torch.compile`
+    with that backend, while evaluation and probes use ``model`` itself (they share its weights).
     """
     if not isinstance(data, Dataset):
         raise TypeError(f"data must be a bnutils.data.Dataset, got {type(data).__name__}")
@@ -209,6 +237,9 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
     dev = params[0].device
     if data.x_train.device != dev:
         data = data.to(dev)
+    if cfg.channels_last:
+        model.to(memory_format=torch.channels_last)
+        data = data.to(memory_format=torch.channels_last)
     classification = cfg.loss == "cross_entropy"
     if classification != (data.num_classes is not None):
         raise ValueError(f"loss {cfg.loss!r} does not fit {'a classification' if data.num_classes else 'a regression'} "
@@ -216,6 +247,9 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
 
     loss_fn = loss_function(cfg.loss)
     opt = make_optimizer(params, cfg)
+    amp = autocast(cfg, dev)
+    forward = model if cfg.compile is None else torch.compile(model, backend=cfg.compile)
+    scaler = torch.amp.GradScaler(dev.type) if cfg.autocast == "float16" else None
     gen = torch.Generator().manual_seed(cfg.seed)
     torch.manual_seed(cfg.seed)  # noise layers and dropout draw from the global generator
     x, y = data.x_train, data.y_train
@@ -233,7 +267,8 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
     def record_eval(step):
         eval_steps.append(step)
         for (ls, acc), (x_, y_) in (((tr_loss, tr_acc), (x_sub, y_sub)), ((te_loss, te_acc), (data.x_test, data.y_test))):
-            l_, a_ = evaluate(model, x_, y_, cfg.loss)
+            with amp:
+                l_, a_ = evaluate(model, x_, y_, cfg.loss)
             ls.append(l_)
             acc.append(a_)
 
@@ -251,8 +286,9 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
             probe_steps.append(step)
             for name, probe in probes.items():
                 probe_values[name].append(probe(model, xb, yb))
-        out = model(xb)
-        loss = loss_fn(out, yb)
+        with amp:
+            out = forward(xb)
+            loss = loss_fn(out, yb)  # float32 under autocast
         losses.append(loss.detach())
         if (step + 1) % check_every == 0 or step + 1 == cfg.steps:
             window = torch.stack(losses[step + 1 - ((step % check_every) + 1):])
@@ -261,8 +297,13 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
                 diverged_at = step + 1 - len(window) + int((~finite).nonzero()[0, 0])
                 break
         opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
+        if scaler is None:
+            loss.backward()
+            opt.step()
+        else:  # float16: scale the loss so that small gradients do not underflow
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
         if bar is not None:
             bar.update(1)
         if (step + 1) % cfg.eval_every == 0:

@@ -60,3 +60,38 @@ def test_gpu_script_runs_tiny_on_the_cpu(tmp_path):
     assert any("Santurkar suite" in n for n in names)
     for r in saved["rows"]:
         assert FIELDS <= set(r)
+
+
+@pytest.mark.parametrize("options", [[], ["--jobs", "2", "--autocast", "bfloat16", "--channels-last", "--compile", "aot_eager"]],
+                         ids=["serial", "parallel-bf16-cl-compiled"])
+def test_santurkar_suite_runs_end_to_end_tiny(tmp_path, options):
+    env = {"OUT": str(tmp_path), "PATH": "/usr/bin:/bin", "BNBOOK_DEVICE": "cpu", "BNBOOK_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, "-m", "bench.suite", "--tiny", *options], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    saved = json.loads((tmp_path / "suite.json").read_text())
+    assert len(saved["runs"]) == 6
+    assert {(r["label"], r["lr"]) for r in saved["runs"]} == {
+        (n, lr) for n in ("standard", "bn", "noisy_bn") for lr in (0.1, 0.5)}
+    assert all(r["steps_run"] == 6 and r["probe_steps"] == 2 for r in saved["runs"])
+    exp = saved["experiments"][0]
+    assert exp["train"]["batch_size"] == 8 and {p["kind"] for p in exp["probes"]} == {"ics", "landscape"}
+    if options:
+        assert exp["train"]["autocast"] == "bfloat16" and exp["train"]["compile"] == "aot_eager"
+    total = saved["rows"][-1]
+    assert total["name"].startswith("Santurkar suite, end to end") and total["value"] > 0
+
+
+def test_santurkar_suite_is_the_papers_setting():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench.suite import suite
+    finally:
+        sys.path.remove(str(ROOT))
+    exps = suite()
+    assert [(e.model.norm, e.train.lr) for e in exps] == [
+        (n, lr) for lr in (0.1, 0.5) for n in (None, "bn", "noisy_bn")]
+    for e in exps:
+        assert e.data == "synthetic_cifar10" and e.model.channels == "vgg11"
+        assert (e.train.batch_size, e.train.steps, e.train.probe_every, e.train.optimizer) == (128, 15_000, 100, "sgd")
+        assert e.train.momentum == 0 and e.train.weight_decay == 0
