@@ -63,15 +63,20 @@ def _channel_view(t: torch.Tensor, input: torch.Tensor) -> torch.Tensor:
     return t.view(1, -1, *([1] * (input.dim() - 2)))
 
 
+def _gpu_route(t: torch.Tensor) -> bool:
+    """Whether the two helpers below take their GPU route (a function, so tests can force it)."""
+    return t.is_cuda
+
+
 def _centre_and_var(x: torch.Tensor, dims: list[int]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(x - mean, var, mean)`` per channel, with the biased variance.
 
-    Same numbers, two routes, chosen by speed (``bench/bn.py``): on a GPU ``torch.var_mean`` is one
-    pass (Welford's algorithm); on a CPU it is 5-15x slower than two passes over (N, C, H, W)
-    tensors (7.1 ms against 0.5 ms at (128, 16, 28, 28)), so there: the mean, then the mean square of
-    the centred values, which the normalisation needs anyway.
+    The same quantities (up to float rounding) by two routes, chosen by speed (``bench/bn.py``): on
+    a GPU ``torch.var_mean`` is one pass (Welford's algorithm); on a CPU it is 5-15x slower than two
+    passes over (N, C, H, W) tensors (7.1 ms against 0.5 ms at (128, 16, 28, 28)), so there: the
+    mean, then the mean square of the centred values, which the normalisation needs anyway.
     """
-    if x.is_cuda:
+    if _gpu_route(x):
         var, mean = torch.var_mean(x, dim=dims, unbiased=False)
         return x - _channel_view(mean, x), var, mean
     mean = x.mean(dim=dims)
@@ -83,7 +88,7 @@ def _scale_shift(t: torch.Tensor, scale: torch.Tensor, shift: torch.Tensor) -> t
     """``t * scale + shift`` with per-channel ``scale`` and ``shift`` (already shaped (1, C, 1, ...)):
     one ``addcmul`` kernel on a GPU; on a CPU a multiply then an in-place add, because an
     out-of-place ``addcmul`` with broadcast operands is ~7x slower there (1.5 ms against 0.2 ms)."""
-    if t.is_cuda:
+    if _gpu_route(t):
         return torch.addcmul(shift, t, scale)
     return (t * scale).add_(shift)
 

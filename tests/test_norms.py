@@ -1,11 +1,20 @@
-"""The from-scratch batch norm against PyTorch's, in float64, in every mode."""
+"""The from-scratch batch norm against PyTorch's, in float64, in every mode, by both of its routes
+(the GPU's one-pass statistics and ``addcmul``, forced here on CPU tensors, and the CPU's)."""
 
 import pytest
 import torch
 from torch import nn
 
+import bnutils.norms
 from bnutils.norms import BatchNorm, LpNorm, batch_norm
 
+
+@pytest.fixture(autouse=True, params=["cpu-route", "gpu-route"])
+def route(request, monkeypatch):
+    """Every test below runs twice: once as on a CPU, once with the GPU's operations."""
+    if request.param == "gpu-route":
+        monkeypatch.setattr(bnutils.norms, "_gpu_route", lambda t: True)
+    return request.param
 
 
 @pytest.fixture(autouse=True)
