@@ -7,6 +7,7 @@ median over rounds of its time *divided by the baseline's time in the same round
 
 from __future__ import annotations
 
+import json
 import os
 import platform
 import statistics
@@ -162,3 +163,15 @@ def print_table(rows: list[Row], title: str = "") -> str:
     text = "\n".join(lines)
     print(text, flush=True)
     return text
+
+
+def write_json(name: str, result: dict) -> "os.PathLike":
+    """Write ``result`` as ``$OUT/<name>`` when ``$OUT`` is set (the GPU machine sends back what is
+    there), else ``_build/bench/<name>``; returns the path."""
+    from pathlib import Path
+
+    out = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).resolve().parent.parent / "_build" / "bench"
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / name
+    path.write_text(json.dumps(result, indent=1, default=str))
+    return path

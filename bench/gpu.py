@@ -24,8 +24,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import json
-import os
 import sys
 import time
 from contextlib import nullcontext
@@ -38,7 +36,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench import bn as bn_bench  # noqa: E402
-from bench.common import interleaved, machine, median, paired_ratio, print_table, row  # noqa: E402
+from bench.common import interleaved, machine, median, paired_ratio, print_table, row, write_json  # noqa: E402
 from bench.probes import bench_model  # noqa: E402
 from bnutils import config, data  # noqa: E402
 from bnutils.models import ModelConfig, build_model  # noqa: E402
@@ -193,10 +191,7 @@ def main(argv=None):
     text = print_table(rows, title=f"gpu bench ({'tiny' if tiny else 'full'}) on {info.get('gpu', info['cpu'])}")
     result = {"machine": info, "tiny": tiny, "steps": steps, "rounds": rounds, "rows": [r.as_dict() for r in rows],
               "raw": raw, "table": text, "seconds": time.perf_counter() - t_start}
-    out = Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "_build" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "gpu.json").write_text(json.dumps(result, indent=1, default=str))
-    print(f"JSON: {out / 'gpu.json'}; {result['seconds']:.0f} s in all")
+    print(f"JSON: {write_json('gpu.json', result)}; {result['seconds']:.0f} s in all")
     return 0
 
 

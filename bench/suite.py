@@ -24,8 +24,6 @@ Prints one table; writes ``$OUT/suite.json`` when ``$OUT`` is set (else ``_build
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
 import time
 from dataclasses import asdict, replace
@@ -34,7 +32,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.common import machine, print_table, row  # noqa: E402
+from bench.common import machine, print_table, row, write_json  # noqa: E402
 from bnutils import config  # noqa: E402
 from bnutils.experiments import Experiment, Probe, run  # noqa: E402
 from bnutils.landscape import VGG_MULTIPLIERS  # noqa: E402
@@ -123,10 +121,7 @@ def main(argv=None):
     text = print_table(rows, title=f"Santurkar suite ({'tiny' if tiny else 'paper scale'}) on {where}")
     result = {"machine": info, "tiny": tiny, "jobs": args.jobs, "experiments": [asdict(e) for e in exps],
               "runs": results, "rows": [r.as_dict() for r in rows], "table": text, "seconds": total}
-    out = Path(os.environ["OUT"]) if os.environ.get("OUT") else ROOT / "_build" / "bench"
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "suite.json").write_text(json.dumps(result, indent=1, default=str))
-    print(f"JSON: {out / 'suite.json'}; {total:.0f} s in all")
+    print(f"JSON: {write_json('suite.json', result)}; {total:.0f} s in all")
     return 0
 
 
