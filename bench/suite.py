@@ -10,7 +10,8 @@ The suite is what the ICS and landscape chapters measure, at the paper's sizes: 
 plain SGD, batch 128, 15,000 steps, for the standard network, BN and noisy BN at learning rates 0.1
 and 0.5 (six runs), with the ICS probe (Definition 2.1, every layer) and the landscape probe (step
 sizes 0.5..4 x the rate) every 100 steps. Each run is ``bnutils.experiments.run`` of an
-:class:`~bnutils.experiments.Experiment`, uncached: the book's own code path, nothing special-cased.
+:class:`~bnutils.experiments.Experiment`, uncached: the book's own code path, nothing special-cased
+(cuDNN's autotuner stays off, as in the book, whose runs must repeat exactly).
 
 CIFAR-10 cannot be fetched on the lent GPU machines, so by default the data are random images of
 CIFAR-10's shape and sizes (``synthetic_cifar10``: 48,000 train, 12,000 test), which cost the same
@@ -82,10 +83,6 @@ def main(argv=None):
         return 2
     if args.jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {args.jobs}")
-    if dev.type == "cuda":
-        import torch
-
-        torch.backends.cudnn.benchmark = True
     tiny = args.tiny
     exps = suite(tiny=tiny, data=args.data or ("synthetic_images" if tiny else "synthetic_cifar10"),
                  steps=args.steps or (6 if tiny else 15_000), probe_every=args.probe_every or (3 if tiny else 100),
