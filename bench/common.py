@@ -14,6 +14,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, field
+from pathlib import Path
 
 import torch
 
@@ -165,11 +166,9 @@ def print_table(rows: list[Row], title: str = "") -> str:
     return text
 
 
-def write_json(name: str, result: dict) -> "os.PathLike":
+def write_json(name: str, result: dict) -> Path:
     """Write ``result`` as ``$OUT/<name>`` when ``$OUT`` is set (the GPU machine sends back what is
     there), else ``_build/bench/<name>``; returns the path."""
-    from pathlib import Path
-
     out = Path(os.environ["OUT"]) if os.environ.get("OUT") else Path(__file__).resolve().parent.parent / "_build" / "bench"
     out.mkdir(parents=True, exist_ok=True)
     path = out / name

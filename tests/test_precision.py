@@ -85,11 +85,20 @@ def test_bfloat16_training_tracks_float32(images, norm):
     assert abs(h16.test_acc[-1] - h32.test_acc[-1]) < 0.1
 
 
-def test_float16_uses_a_grad_scaler_and_trains():
+def test_float16_uses_a_grad_scaler_and_trains(monkeypatch):
+    steps = []
+
+    class Spy(torch.amp.GradScaler):
+        def step(self, optimizer, *args, **kwargs):
+            steps.append(1)
+            return super().step(optimizer, *args, **kwargs)
+
+    monkeypatch.setattr(torch.amp, "GradScaler", Spy)
     ds = data.digits()
     config.seed_everything(0)
     model = models.mlp(64, [32], 10, norm="bn")
     h = train(model, ds, TrainConfig(lr=0.1, steps=60, batch_size=64, eval_every=30, autocast="float16"))
+    assert len(steps) == 60  # every update went through the scaler
     assert not h.diverged and h.final_loss < 0.7 * h.loss[0]
     assert all(p.dtype == torch.float32 for p in model.parameters())  # master weights stay float32
 
