@@ -73,10 +73,35 @@ def set_threads(n: int | None = None) -> int:
     return n
 
 
+def seed_offset(value: str | None = None) -> int:
+    """``$BNBOOK_SEED_OFFSET`` (default 0): added to every seed of the book, so that one variable
+    re-runs every experiment with seeds nobody picked (``BNBOOK_SEED_OFFSET=1000``: seed 0 becomes
+    1000). Each :class:`bnutils.experiments.Experiment` records it, and it is part of the cache key.
+
+    >>> seed_offset("1000")
+    1000
+    """
+    if value is None:
+        value = os.environ.get("BNBOOK_SEED_OFFSET", "0")
+    try:
+        offset = int(str(value).strip() or "0")
+    except ValueError:
+        raise ValueError(f"BNBOOK_SEED_OFFSET must be a non-negative int, got {value!r}") from None
+    if offset < 0:
+        raise ValueError(f"BNBOOK_SEED_OFFSET must be a non-negative int, got {value!r}")
+    return offset
+
+
 def seed_everything(seed: int) -> None:
-    """Seed Python, NumPy and PyTorch (all devices) with one integer."""
+    """Seed Python, NumPy and PyTorch (all devices) with ``seed + seed_offset()``: a chapter's
+    seed 0 is the book's seed ``$BNBOOK_SEED_OFFSET``."""
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise TypeError(f"seed must be an int, got {type(seed).__name__}")
+    seed_exactly(seed + seed_offset())
+
+
+def seed_exactly(seed: int) -> None:
+    """Seed Python, NumPy and PyTorch (all devices) with ``seed`` itself (no offset)."""
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)

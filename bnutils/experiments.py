@@ -28,7 +28,8 @@ from .data import load as load_data
 from .models import ModelConfig, build_model
 from .train import History, TrainConfig, loss_function, train
 
-__all__ = ["Experiment", "Probe", "run", "sweep", "seeds", "table", "memory", "code_version", "replace"]
+__all__ = ["Experiment", "Probe", "run", "sweep", "seeds", "table", "trained_model", "memory", "code_version",
+           "platform", "replace"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -36,14 +37,25 @@ PACKAGE_DIR = Path(__file__).resolve().parent
 @dataclass(frozen=True)
 class Probe:
     """A measurement taken during training: ``kind`` names a function in :data:`PROBES`,
-    ``params`` its keyword arguments as a tuple of (name, value) pairs (hashable)."""
+    ``params`` its keyword arguments as a tuple of (name, value) pairs (hashable).
+
+    ``batch`` says what the probe looks at: ``()`` (the default) the training batch about to be
+    used; ``("test", n)`` or ``("train", n)`` the same fixed first ``n`` examples of that split
+    every time (how Ioffe & Szegedy watch a unit's input distribution).
+    """
 
     kind: str
     params: tuple = ()
+    batch: tuple = ()
 
     def __post_init__(self):
         if self.kind not in PROBES:
             raise ValueError(f"unknown probe {self.kind!r}; choose one of {', '.join(sorted(PROBES))}")
+        if self.batch != ():
+            ok = (isinstance(self.batch, tuple) and len(self.batch) == 2 and self.batch[0] in ("train", "test")
+                  and isinstance(self.batch[1], int) and not isinstance(self.batch[1], bool) and self.batch[1] > 0)
+            if not ok:
+                raise ValueError(f"Probe batch must be () or ('train' | 'test', n > 0), got {self.batch!r}")
 
 
 # kind -> "module:function"; the function is called as f(model, x, y, *, lr, loss_fn, **params)
@@ -56,6 +68,7 @@ PROBES = {
     "grad_norms": "bnutils.metrics:grad_norm_probe",
     "saturation": "bnutils.metrics:saturation_probe",
     "hessian": "bnutils.spectrum:hessian_probe",
+    "spectrum": "bnutils.spectrum:spectrum_probe",
 }
 
 
@@ -66,16 +79,28 @@ def _resolve(kind: str):
 
 @dataclass(frozen=True)
 class Experiment:
-    """One training run, fully specified."""
+    """One training run, fully specified: everything that can change its result is a field (the
+    device, dtype, platform and code version join them in the cache key, see :func:`run`)."""
 
     data: str = "mnist5k"  # a name in bnutils.data.LOADERS
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     probes: tuple = ()  # Probe instances, run every train.probe_every steps
+    final_probes: tuple = ()  # Probe instances (each with a fixed batch) run once on the trained model
+    keep_state: bool = False  # keep the trained weights (History.state) to rebuild the model
+    seed_offset: int = field(default_factory=_config.seed_offset)  # $BNBOOK_SEED_OFFSET when made
+
+    def __post_init__(self):
+        for p in self.probes + self.final_probes:
+            if not isinstance(p, Probe):
+                raise TypeError(f"probes must be Probe instances, got {type(p).__name__}")
+        for p in self.final_probes:
+            if not p.batch:
+                raise ValueError(f"final probe {p.kind!r} needs a fixed batch, e.g. batch=('train', 512)")
 
     @property
     def seed(self) -> int:
-        """``train.seed`` seeds both the initialisation and the training."""
+        """``train.seed`` seeds both the initialisation and the training (plus ``seed_offset``)."""
         return self.train.seed
 
     def with_seed(self, seed: int) -> "Experiment":
@@ -102,13 +127,13 @@ def cache_dir() -> Path:
 
 
 def memory(location: str | os.PathLike | None = None) -> joblib.Memory:
-    """The joblib cache, one folder per version of ``bnutils``' code (``cache_dir()/<code_version>``),
-    so that anything cached with ``memory().cache(fn)`` -- experiments and a notebook's own
-    functions alike -- is keyed by its arguments, its own source *and* the package's code.
-    ``BNBOOK_CACHE=off`` disables caching."""
+    """The joblib cache of :func:`run`: one folder per scale and version of ``bnutils``' code
+    (``cache_dir()/<scale>/<code_version>``), so a smoke-scale run never answers for a book-scale
+    one even when their configs agree. ``BNBOOK_CACHE=off`` disables caching. Chapters do not
+    cache functions of their own: every training run is an :class:`Experiment`."""
     if os.environ.get("BNBOOK_CACHE", "") == "off":
         return _memory(None)
-    return _memory(str(location or cache_dir() / code_version()))
+    return _memory(str(location or cache_dir() / _config.get_scale() / code_version()))
 
 
 @functools.lru_cache(maxsize=None)
@@ -116,27 +141,62 @@ def _memory(location: str | None) -> joblib.Memory:
     return joblib.Memory(location, verbose=0)
 
 
+def platform(device: str | torch.device | None = None) -> str:
+    """What computes the numbers, as part of every cache key: PyTorch's version, the CPU kernels
+    it dispatches to (``ATEN_CPU_CAPABILITY``, MKL's and oneDNN's instruction sets) and its thread
+    count, or the GPU's name. Two machines that round differently never share a cached result."""
+    dev = torch.device(device if device is not None else _config.device())
+    parts = [f"torch {torch.__version__}"]
+    if dev.type == "cuda":
+        parts.append(torch.cuda.get_device_name(dev))
+    else:
+        parts.append(f"cpu {torch.backends.cpu.get_cpu_capability()}")
+        parts += [f"{v}={os.environ[v]}" for v in ("MKL_ENABLE_INSTRUCTIONS", "ONEDNN_MAX_CPU_ISA")
+                  if os.environ.get(v)]
+        parts.append(f"threads {torch.get_num_threads()}")
+    return ", ".join(parts)
+
+
 DTYPES = {"float32": torch.float32, "float64": torch.float64}
 
 
-def _run(exp: Experiment, version: str, device: str, dtype: str = "float32") -> History:
-    """Uncached body of :func:`run` (``version`` and ``device`` are only part of the cache key)."""
-    ds = load_data(exp.data)
+def _probe_fns(probes, data, lr, loss_fn, **extra) -> dict:
+    """name -> f(model, x, y) for :func:`bnutils.train.train`; a probe with a fixed ``batch``
+    ignores the training batch and looks at its own."""
+    fns = {}
+    for p in probes:
+        fn = functools.partial(_resolve(p.kind), lr=lr, loss_fn=loss_fn, **{**extra, **dict(p.params)})
+        if p.batch:
+            split, n = p.batch
+            xf, yf = getattr(data, f"x_{split}")[:n], getattr(data, f"y_{split}")[:n]
+            fn = functools.partial(lambda f, xf, yf, model, x, y: f(model, xf, yf), fn, xf, yf)
+        fns[p.kind] = fn
+    return fns
+
+
+def _run(exp: Experiment, version: str, device: str, dtype: str = "float32", platform: str = "") -> History:
+    """Uncached body of :func:`run` (``version``, ``device`` and ``platform`` are only part of the
+    cache key)."""
     dev = _config.device() if device == "auto" else device
-    _config.seed_everything(exp.seed)
-    model = build_model(exp.model, ds.in_shape, ds.out_features).to(device=dev, dtype=DTYPES[dtype])
-    probes = None
-    if exp.probes:
-        loss_fn = loss_function(exp.train.loss)
-        probes = {}
-        for p in exp.probes:
-            fn = _resolve(p.kind)
-            probes[p.kind] = functools.partial(fn, lr=exp.train.lr, loss_fn=loss_fn, **dict(p.params))
-    extra = {"model": asdict(exp.model), "seed": exp.seed, "probes": [asdict(p) for p in exp.probes],
-             "code_version": version}
+    data = _on_device(exp.data, str(dev), dtype)
+    seed = exp.train.seed + exp.seed_offset
+    _config.seed_exactly(seed)
+    model = build_model(exp.model, data.in_shape, data.out_features).to(device=dev, dtype=DTYPES[dtype])
+    loss_fn = loss_function(exp.train.loss)
+    probes = _probe_fns(exp.probes, data, exp.train.lr, loss_fn) or None
+    extra = {"model": asdict(exp.model), "seed": exp.seed, "seed_offset": exp.seed_offset,
+             "probes": [asdict(p) for p in exp.probes], "code_version": version}
     if dtype != "float32":
         extra["dtype"] = dtype
-    return train(model, _on_device(exp.data, str(dev), dtype), exp.train, probes, config_extra=extra)
+    hist = train(model, data, replace(exp.train, seed=seed), probes, config_extra=extra)
+    if exp.final_probes:
+        hist.config["final_probes"] = [asdict(p) for p in exp.final_probes]
+        final = _probe_fns(exp.final_probes, data, exp.train.lr, loss_fn, seed=seed)
+        # a diverged network has nothing left to measure: its final probes are None
+        hist.final = {k: None if hist.diverged else f(model, None, None) for k, f in final.items()}
+    if exp.keep_state:
+        hist.state = {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+    return hist
 
 
 @functools.lru_cache(maxsize=8)
@@ -146,15 +206,36 @@ def _on_device(name: str, device: str, dtype: str = "float32"):
 
 def run(exp: Experiment, cache: bool = True, dtype: str = "float32") -> History:
     """Train ``exp`` (or load its cached history). A diverging run is returned, not raised.
-    ``dtype="float64"`` trains in double precision (the deep linear network needs it)."""
+    ``dtype="float64"`` trains in double precision (the deep linear network needs it).
+
+    The cache key is ``exp`` itself (data, model, training, probes, seed offset), the code
+    version of ``bnutils``, the device, the dtype and :func:`platform`; the cache folder is
+    separate per scale (:func:`memory`)."""
     if not isinstance(exp, Experiment):
         raise TypeError(f"expected an Experiment, got {type(exp).__name__}")
     if dtype not in DTYPES:
         raise ValueError(f"dtype must be one of {', '.join(DTYPES)}, got {dtype!r}")
     dev = str(_config.device())
     if not cache:
-        return _run(exp, code_version(), dev, dtype)
-    return memory().cache(_run)(exp, code_version(), dev, dtype)
+        return _run(exp, code_version(), dev, dtype, platform(dev))
+    return memory().cache(_run)(exp, code_version(), dev, dtype, platform(dev))
+
+
+def trained_model(exp: Experiment, dtype: str = "float32", device: str | torch.device = "cpu"
+                  ) -> tuple[History, torch.nn.Module]:
+    """Run ``exp`` with its weights kept (cached like any run) and rebuild the trained network,
+    in training mode, on ``device`` (the CPU unless told: the chapters evaluate it on data they
+    hold there): ``hist, model = trained_model(exp)``."""
+    exp = replace(exp, keep_state=True)
+    hist = run(exp, dtype=dtype)
+    if hist.state is None:
+        raise RuntimeError(f"the run diverged at step {hist.diverged_at} and kept no weights"
+                           if hist.diverged else "the run kept no weights")
+    data = load_data(exp.data)
+    _config.seed_exactly(exp.train.seed + exp.seed_offset)  # the same modules as the run built
+    model = build_model(exp.model, data.in_shape, data.out_features)
+    model.load_state_dict(hist.state)
+    return hist, model.to(device=device, dtype=DTYPES[dtype]).train()
 
 
 def sweep(experiments: Iterable[Experiment], cache: bool = True) -> list[History]:
@@ -183,6 +264,7 @@ def table(histories: Sequence[History]) -> pd.DataFrame:
                 row[f"{key}.{k}"] = v if not isinstance(v, (list, tuple)) else str(tuple(v))
         row["data"] = h.config.get("data")
         row["seed"] = h.config.get("seed")
+        row["seed_offset"] = h.config.get("seed_offset", 0)
         row["final_loss"] = h.final_loss
         row["final_test_acc"] = h.final_test_acc
         row["final_train_acc"] = float(h.train_acc[-1]) if len(h.train_acc) and not h.diverged else float("nan")

@@ -206,17 +206,20 @@ def activation_percentiles(model: nn.Module, x, index: int = -1, q=(15, 50, 85),
 
 
 def activation_probe(model: nn.Module, x, y, *, lr, loss_fn, index: int = -1, units=None,
-                     q=(15, 50, 85), values: bool = False, train: bool = True, **_) -> dict:
+                     q=(15, 50, 85), values: bool | int = False, train: bool = True, **_) -> dict:
     """Training probe (kind ``"activations"``): the percentiles ``q`` of the input to the
-    ``index``-th nonlinearity on the batch, per unit (``units``: a tuple of unit indices, or all);
-    with ``values=True`` also the raw values, (samples, units) as a nested list."""
+    ``index``-th nonlinearity on the batch, per unit (``units``: a tuple of unit indices, or all),
+    as a (len(q), units) array; with ``values=True`` also the raw values, a (samples, units) array,
+    or with ``values=n`` those of the first ``n`` units only. Give the probe a fixed batch
+    (``Probe("activations", ..., batch=("test", 1000))``) to watch one distribution move."""
     a = activation_inputs(model, x, index, train)
     if units is not None:
         a = a[:, list(units)]
-    qs = torch.tensor([v / 100.0 for v in q], dtype=torch.float64)
-    out = {"q": list(q), "percentiles": torch.quantile(a.double(), qs, dim=0).tolist()}
-    if values:
-        out["values"] = a.tolist()
+    qs = torch.tensor([v / 100.0 for v in q], dtype=torch.float64, device=a.device)
+    out = {"q": list(q), "percentiles": torch.quantile(a.double(), qs, dim=0).cpu().numpy()}
+    if values is not False:
+        kept = a if values is True else a[:, :int(values)]
+        out["values"] = kept.cpu().numpy().copy()
     return out
 
 from .landscape import LandscapeResult, landscape, landscape_probe  # noqa: E402

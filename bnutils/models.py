@@ -201,6 +201,7 @@ class ModelConfig:
     init: str = "default"  # weight init scheme, see init_weights
     init_scale: float = 1.0  # gain (glorot/he) or std (gaussian)
     dropout: float = 0.0  # MLP only: dropout probability after each hidden activation
+    weight_norm: bool = False  # reparameterise every Linear/Conv2d weight as g * v / ||v|| (Salimans & Kingma)
 
 
 ARCHS = ("mlp", "cnn", "deep_linear")
@@ -224,4 +225,11 @@ def build_model(cfg: ModelConfig, in_shape: Sequence[int], out_features: int) ->
             raise ValueError(f"the deep linear network maps R^d to R^d, got inputs {in_shape} "
                              f"and {out_features} outputs")
         model = deep_linear(in_shape[0], cfg.depth, cfg.norm)
-    return init_weights(model, cfg.init, cfg.init_scale)
+    model = init_weights(model, cfg.init, cfg.init_scale)
+    if cfg.weight_norm:
+        # PyTorch's own parametrization: w = g v / ||v|| per output unit, g and v initialised
+        # from the weight just drawn, so the network computes the same function at step 0.
+        for m in model.modules():
+            if isinstance(m, (nn.Linear, nn.Conv2d)):
+                nn.utils.parametrizations.weight_norm(m)
+    return model

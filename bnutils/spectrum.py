@@ -255,3 +255,20 @@ def hessian_probe(model: nn.Module, x, y, *, lr, loss_fn, iters: int = 20, tol: 
             out["top_eigenvalues"] = [float(t) for t in theta]
             out["grad_share"] = gradient_share(g.detach(), vecs)
     return out
+
+
+def spectrum_probe(model: nn.Module, x, y, *, lr, loss_fn, m: int = 40, top_k: int = 10, seed: int = 0,
+                   **_) -> dict:
+    r"""Final probe (kind ``"spectrum"``): the Hessian's eigenvalue density on the batch (x, y) in
+    training mode by stochastic Lanczos quadrature (``m`` steps from one random start vector drawn
+    with ``seed``), its top-``top_k`` Ritz values and the share of the gradient in their span,
+    :math:`\|V_k^\top g\|^2/\|g\|^2`. Returns plain data: ``nodes``, ``weights`` (rebuild with
+    :class:`Spectrum`), ``top`` and ``share``. The model is left exactly as it was."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    with preserved(model):
+        model.train()
+        closure = loss_closure(model, x, y, loss_fn)
+        spec = hessian_spectrum(closure, params, m=m, n_vectors=1, seed=seed, top_k=top_k)
+        grad = flatten(torch.autograd.grad(closure(), params))
+        share = gradient_share(grad.detach(), spec.top_vectors)
+    return {"nodes": spec.nodes, "weights": spec.weights, "top": spec.top_values, "share": share}

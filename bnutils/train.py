@@ -26,7 +26,7 @@ from torch import nn
 
 from .data import Dataset
 
-OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop")
+OPTIMIZERS = ("sgd", "adam", "adagrad", "rmsprop", "lbfgs")
 LOSSES = ("cross_entropy", "mse", "sse")
 AUTOCAST = (None, "bfloat16", "float16")
 
@@ -38,7 +38,7 @@ class TrainConfig:
     lr: float = 0.1  # learning rate
     steps: int = 1000  # optimisation steps (mini-batches)
     batch_size: int | None = 128  # None: full batch (the deep linear network)
-    optimizer: str = "sgd"  # one of OPTIMIZERS
+    optimizer: str = "sgd"  # one of OPTIMIZERS ("lbfgs": full batch, strong-Wolfe line search)
     momentum: float = 0.0  # heavy-ball momentum for sgd (alpha for rmsprop)
     weight_decay: float = 0.0  # L2 penalty, as torch.optim applies it
     loss: str = "cross_entropy"  # "cross_entropy", "mse" (mean) or "sse" (summed squared error)
@@ -61,6 +61,9 @@ class TrainConfig:
             raise ValueError(f"batch_size must be a positive int or None, got {self.batch_size!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if self.optimizer == "lbfgs" and (self.batch_size is not None or self.autocast or self.compile):
+            raise ValueError("optimizer 'lbfgs' is full-batch and eager: set batch_size=None, autocast=None, "
+                             "compile=None")
         if self.loss not in LOSSES:
             raise ValueError(f"unknown loss {self.loss!r}; choose one of {', '.join(LOSSES)}")
         if not 0.0 <= self.momentum < 1.0:
@@ -92,6 +95,10 @@ class History:
     probe_steps: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
     probes: dict = field(default_factory=dict)  # name -> list of values, one per probe step
     seconds: float = 0.0  # wall-clock time of the loop (not part of equality)
+    eval_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))  # training time (evaluations and probes excluded) at each eval step (not part of equality)
+    restarts: int = 0  # L-BFGS: how often it was restarted because its direction did not descend
+    final: dict = field(default_factory=dict)  # final probe name -> value on the trained model
+    state: dict | None = None  # the trained weights (Experiment.keep_state), on the CPU
 
     @property
     def diverged(self) -> bool:
@@ -118,13 +125,26 @@ class History:
             and self.diverged_at == other.diverged_at
             and all(np.array_equal(getattr(self, a), getattr(other, a), equal_nan=True) for a in arrays)
             and _equal_probes(self.probes, other.probes)
+            and _equal_probes(self.final, other.final)
         )
 
 
 def _equal_probes(a: dict, b: dict) -> bool:
     if a.keys() != b.keys():
         return False
-    return all(np.array_equal(np.asarray(a[k], dtype=object), np.asarray(b[k], dtype=object)) for k in a)
+    return all(_same(a[k], b[k]) for k in a)
+
+
+def _same(a, b) -> bool:
+    """Equality of plain data: nested dicts, lists and arrays, NaN equal to NaN."""
+    if isinstance(a, dict) or isinstance(b, dict):
+        return isinstance(a, dict) and isinstance(b, dict) and a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)) and isinstance(b, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    try:
+        return bool(np.array_equal(np.asarray(a), np.asarray(b), equal_nan=True))
+    except TypeError:  # non-numeric data
+        return bool(np.array_equal(np.asarray(a, dtype=object), np.asarray(b, dtype=object)))
 
 
 def loss_function(name: str) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
@@ -146,6 +166,8 @@ def make_optimizer(params, cfg: TrainConfig) -> torch.optim.Optimizer:
         return torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     if cfg.optimizer == "adagrad":
         return torch.optim.Adagrad(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if cfg.optimizer == "lbfgs":  # one quasi-Newton step per call, the last 10 curvature pairs
+        return torch.optim.LBFGS(params, lr=cfg.lr, max_iter=1, history_size=10, line_search_fn="strong_wolfe")
     return torch.optim.RMSprop(params, lr=cfg.lr, momentum=cfg.momentum, weight_decay=cfg.weight_decay)
 
 
@@ -264,13 +286,20 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
     diverged_at = None
     check_every = min(cfg.eval_every, 25)
 
+    eval_time: list[float] = []
+    clock = [0.0, time.perf_counter()]  # training seconds so far, start of the current stretch
+    restarts, last_loss = 0, None
+
     def record_eval(step):
+        clock[0] += time.perf_counter() - clock[1]
+        eval_time.append(clock[0])
         eval_steps.append(step)
         for (ls, acc), (x_, y_) in (((tr_loss, tr_acc), (x_sub, y_sub)), ((te_loss, te_acc), (data.x_test, data.y_test))):
             with amp:
                 l_, a_ = evaluate(model, x_, y_, cfg.loss)
             ls.append(l_)
             acc.append(a_)
+        clock[1] = time.perf_counter()
 
     bar = None
     if _progress_enabled():
@@ -283,9 +312,32 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
     for step, idx in enumerate(batches(len(x), cfg.batch_size, cfg.steps, gen, dev)):
         xb, yb = x[idx], y[idx]
         if probes and step % cfg.probe_every == 0:
+            clock[0] += time.perf_counter() - clock[1]
             probe_steps.append(step)
             for name, probe in probes.items():
                 probe_values[name].append(probe(model, xb, yb))
+            clock[1] = time.perf_counter()
+        if cfg.optimizer == "lbfgs":
+            # L-BFGS re-evaluates the loss inside its line search: it takes a closure, and the loss
+            # it returns is the one before the step
+            def closure():
+                opt.zero_grad(set_to_none=True)
+                loss_ = loss_fn(model(xb), yb)
+                loss_.backward()
+                return loss_
+
+            loss = opt.step(closure).detach()
+            losses.append(loss)
+            if not bool(torch.isfinite(loss)):
+                diverged_at = step
+                break
+            if last_loss is not None and float(loss) == last_loss:
+                opt.state.clear()  # no move: the direction did not descend; restart from the gradient
+                restarts += 1
+            last_loss = float(loss)
+            if (step + 1) % cfg.eval_every == 0:
+                record_eval(step + 1)
+            continue
         with amp:
             out = forward(xb)
             loss = loss_fn(out, yb)  # float32 under autocast
@@ -335,4 +387,6 @@ def train(model: nn.Module, data: Dataset, cfg: TrainConfig,
         probe_steps=np.asarray(probe_steps, dtype=np.int64),
         probes=probe_values,
         seconds=seconds,
+        eval_seconds=np.asarray(eval_time[:len(eval_steps)], dtype=np.float64),
+        restarts=restarts,
     )
