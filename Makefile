@@ -18,17 +18,41 @@ if [ "$$(cat $$f 2>/dev/null)" != "$$v" ]; then rm -rf $(1)/_build/.jupyter_cach
 mkdir -p $(1)/_build && echo $$v > $$f
 endef
 
+# Python 3.11 or later: numpy 2.4, pandas 3.1, scipy 1.17, matplotlib 3.11 and scikit-learn 1.9 need
+# it, and pip's own error on 3.10 ("No matching distribution") does not say so. Checked before
+# .venv is made, and again on .venv's Python (a .venv left by an older Python).
+define need-python
+$(1) -c 'import sys; v = sys.version_info; sys.exit(0 if v >= (3, 11) else "make setup: this book needs Python 3.11 or later (numpy 2.4, pandas 3.1 and scipy 1.17 require it), but %s is Python %d.%d. Run: rm -rf $(VENV) && make setup PYTHON=python3.11 (or any newer python3.x)" % (sys.executable, v[0], v[1]))'
+endef
+# PyTorch: on Linux, PyPI's torch is the CUDA build (well over 1.5 GB with its nvidia-* packages).
+# TORCH=cpu, the default on Linux without nvidia-smi, installs PyTorch's CPU build first, by the
+# route of PyTorch's "Get started" page (pip install torch --index-url .../whl/cpu), pinned to the
+# version of requirements.txt; a wheel pip already finds without an index (its --find-links) is
+# used without going online, so offline machines that hold the wheel install as before.
+# TORCH=cuda (the default where nvidia-smi exists) installs PyPI's build, for `paper` scale on a GPU.
+TORCH_VERSION := $(shell sed -n 's/^torch==//p' requirements.txt)
+TORCH_CPU_INDEX ?= https://download.pytorch.org/whl/cpu
+TORCH ?= $(if $(filter Linux,$(shell uname -s)),$(if $(shell command -v nvidia-smi),cuda,cpu),pypi)
+PIP_INSTALL = $(BIN)/python -m pip install --disable-pip-version-check -q
+
 $(STAMP): requirements.txt pyproject.toml
+	@test -x $(BIN)/python || $(call need-python,$(PYTHON))
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --disable-pip-version-check -q -r requirements.txt
-	$(BIN)/python -m pip install --disable-pip-version-check -q --no-deps -e .
+	@$(call need-python,$(BIN)/python)
+	@if [ "$(TORCH)" = cpu ]; then \
+	  echo "PyTorch's CPU build: torch==$(TORCH_VERSION)+cpu (index $(TORCH_CPU_INDEX); TORCH=cuda for PyPI's CUDA build)"; \
+	  $(PIP_INSTALL) --no-deps --no-index "torch==$(TORCH_VERSION)+cpu" 2>/dev/null \
+	  || $(PIP_INSTALL) --no-deps --index-url $(TORCH_CPU_INDEX) "torch==$(TORCH_VERSION)+cpu"; fi
+	$(PIP_INSTALL) -r requirements.txt
+	$(PIP_INSTALL) --no-deps -e .
 	@touch $(STAMP)
 
 setup: $(STAMP)
 
 ## make book: the HTML book at the default `book` scale, in _build/html. Another scale
 ## (`BNBOOK_SCALE=smoke make book`) builds into _build/<scale>/_build/html, with its own execution
-## cache, so that a book-scale build never shows another scale's outputs.
+## cache (jupyter-cache) and its own experiment cache (bnutils: _build/cache/<scale>/<code version>),
+## so that a book-scale build never shows another scale's outputs.
 BNBOOK_SCALE ?= book
 BOOK_OUT := $(if $(filter book,$(BNBOOK_SCALE)),.,_build/$(BNBOOK_SCALE))
 book: setup
@@ -50,17 +74,29 @@ book-smoke: setup
 	BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --path-output $(JB_SMOKE) -W -n --keep-going
 	@echo "Smoke-scale book: file://$(CURDIR)/$(JB_SMOKE)/_build/html/index.html"
 
-## make lab: JupyterLab on the book, with progress bars
+## make book-robust: the book at `book` scale under each CPU kernel variant this CPU can be forced to
+## (ATEN_CPU_CAPABILITY default / avx2 / avx512, with MKL's and oneDNN's instruction sets), each with
+## its own seed offset and caches, into _build/robust/<variant>; prints which claims fail where
+## (bench/robust.py). Not part of `make test` or CI (one book build per variant). ROBUST_JOBS=2 builds two at once.
+.PHONY: book-robust
+ROBUST_JOBS ?= 1
+book-robust: setup
+	$(BIN)/python -m bench.robust --jobs $(ROBUST_JOBS)
+
+## make lab: JupyterLab in the project's environment, with progress bars, rooted at the repository
+## (book/ and the students' copies in _build/student both reachable), opened on book/
 lab: setup
-	BNBOOK_PROGRESS=1 $(BIN)/jupyter lab book $(if $(filter 0,$(shell id -u)),--allow-root)
+	BNBOOK_PROGRESS=1 $(BIN)/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/book \
+	  $(if $(filter 0,$(shell id -u)),--allow-root)
 
 clean:
 	rm -rf _build
 
-## make student: students' copies of the chapters (solutions removed, stubs in place) in _build/student
+## make student [CHAPTER=batchnorm]: students' copies of the chapters (solutions removed, stubs, self-checks
+## and answer cells in place) in _build/student
 .PHONY: student
 student: setup
-	$(BIN)/python -m bnutils.student book/*.ipynb --out _build/student
+	$(BIN)/python -m bnutils.teaching.student $(if $(CHAPTER),book/$(CHAPTER).ipynb,book/*.ipynb) --out _build/student
 	@echo "Student copies: $(CURDIR)/_build/student (hand out with the bnutils package: pip install -e .)"
 
 ## make student-check: each chapter's student copy runs up to its first exercise and, with the
@@ -69,7 +105,17 @@ student: setup
 student-check: setup
 	BNBOOK_SCALE=smoke $(BIN)/python -m pytest -q -m chapters tests/test_student.py
 
-## make browser-deps: Debian's Chromium for the browser tests, installed when missing (CI runs this)
+## make grade SUBMISSIONS=dir [CHAPTER=batchnorm] [TIMEOUT=60] [JOBS=2]: grade a folder of submitted
+## notebooks (<student>.ipynb or <student>/.../<chapter>.ipynb) at smoke scale, each in its own process,
+## against the reference checks: _build/grades/grades.csv, feedback/<student>.html, summary.md
+.PHONY: grade
+TIMEOUT ?= 60
+grade: setup
+	@test -n "$(SUBMISSIONS)" || { echo "usage: make grade SUBMISSIONS=dir [CHAPTER=batchnorm] [TIMEOUT=60] [JOBS=2]"; exit 2; }
+	BNBOOK_SCALE=smoke MPLBACKEND=Agg $(BIN)/python -m bnutils.teaching.grade "$(SUBMISSIONS)" --out _build/grades \
+	  --timeout $(TIMEOUT) $(if $(CHAPTER),--chapter $(CHAPTER)) $(if $(JOBS),--jobs $(JOBS))
+
+## make browser-deps: Debian's Chromium and Noto CJK font for the browser tests, installed when missing (CI runs this)
 ## make browser: every page of the smoke-scale book in headless Chromium, one chapter run in JupyterLab
 ## make pdf: the book as one PDF, _build/latex/book.pdf (TeX Live from Debian installed when missing)
 .PHONY: browser-deps browser pdf-deps pdf
@@ -81,7 +127,7 @@ TEX_PACKAGES := texlive-latex-recommended texlive-latex-extra texlive-fonts-reco
 PDF_SCALE ?= book
 
 browser-deps:
-	@test -x $(CHROMIUM) || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium; }
+	@test -x $(CHROMIUM) && fc-list :lang=zh | grep -q . || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium fonts-noto-cjk; }
 
 browser: setup book-smoke
 	BNBOOK_HTML=$(CURDIR)/$(JB_SMOKE)/_build/html $(BIN)/python -m pytest -q tests/browser

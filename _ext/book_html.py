@@ -1,4 +1,4 @@
-"""Two fixes to the HTML book, checked by tests/browser/test_book_html.py.
+"""Fixes to the HTML book, checked by tests/browser/test_book_html.py and test_readers_layout.py.
 
 1. MathJax is served from the built book itself, so that the maths renders offline. Sphinx loads MathJax from a CDN by default. ``_config.yml`` sets ``mathjax_path`` to
 ``mathjax/tex-mml-chtml.js``, a path inside the book's ``_static`` folder, and this extension
@@ -10,12 +10,24 @@ copies the files that path needs there after an HTML build. They come from the P
 builder starts (sphinx-thebe's ``const THEBE_JS_URL = ...``) twice, once with filename None and once
 with filename '', and the second ``const`` is a console error ("Identifier 'THEBE_JS_URL' has
 already been declared") on every page.
+
+3. The sidebars' buttons work on phones, tablets and desktops (``static/sidebar-toggles.js``, a
+local patch for pydata/pydata-sphinx-theme#2451, explained in the file).
+
+4. Chinese text is marked ``lang="zh"`` (a post-transform wraps each run of CJK characters in an
+inline node with the class ``language-zh``, which docutils' HTML writer turns into the ``lang``
+attribute) and set in a CJK font where one is installed (``static/readers.css``, which also keeps figures in
+proportion on narrow screens).
 """
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
+
+from docutils import nodes
+from sphinx.transforms.post_transforms import SphinxPostTransform
 
 # What tex-mml-chtml.js loads: the component itself, the TeX/MathML input extensions loaded on
 # demand (\boldsymbol, \cancel, ...), the CommonHTML output and its fonts, the right-click menu
@@ -65,9 +77,53 @@ def dedupe_scripts(app, pagename, templatename, context, doctree) -> None:
     scripts[:] = unique
 
 
+STATIC = Path(__file__).parent / "static"
+
+# CJK ideographs, their punctuation (《》，。) and full-width forms
+CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]+")
+NOT_PROSE = (nodes.literal_block, nodes.literal, nodes.math, nodes.math_block, nodes.raw)
+
+
+def zh_runs(text: str) -> list[nodes.Node]:
+    """``text`` as Text nodes, with each run of CJK characters in an inline ``lang="zh"`` node."""
+    out, end = [], 0
+    for m in CJK.finditer(text):
+        if m.start() > end:
+            out.append(nodes.Text(text[end : m.start()]))
+        out.append(nodes.inline(m.group(), m.group(), classes=["language-zh"]))
+        end = m.end()
+    if end < len(text):
+        out.append(nodes.Text(text[end:]))
+    return out
+
+
+class MarkChinese(SphinxPostTransform):
+    """Mark runs of Chinese text ``lang="zh"`` in the HTML (after glue and bibliography)."""
+
+    default_priority = 900
+    formats = ("html",)
+
+    def run(self, **kwargs) -> None:
+        for text in list(self.document.findall(nodes.Text)):
+            parent = text.parent
+            if parent is None or not CJK.search(text):
+                continue
+            if isinstance(parent, NOT_PROSE) or "language-zh" in parent.get("classes", []):
+                continue
+            parent.replace(text, zh_runs(str(text)))
+
+
+def add_static(app, config) -> None:
+    config.html_static_path.append(str(STATIC))
+
+
 def setup(app):
     es5_dir()  # fail at start-up, not after the build, when the package is missing
     app.connect("config-inited", check_path)
+    app.connect("config-inited", add_static)
+    app.add_js_file("sidebar-toggles.js")
+    app.add_css_file("readers.css")
+    app.add_post_transform(MarkChinese)
     app.connect("build-finished", copy_mathjax)
     app.connect("html-page-context", dedupe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

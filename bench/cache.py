@@ -64,7 +64,8 @@ def run(tiny: bool = False) -> list:
             changed[1] = replace(changed[1], train=replace(changed[1].train, lr=0.5))
             cached_fn = E.memory().cache(E._run)
             dev = str(E._config.device())
-            in_cache = [cached_fn.check_call_in_cache(e, E.code_version(), dev) for e in changed]
+            in_cache = [cached_fn.check_call_in_cache(e, E.code_version(), dev, "float32", E.platform(dev))
+                        for e in changed]
             t0 = time.perf_counter()
             E.sweep(changed)
             one_changed = time.perf_counter() - t0

@@ -82,6 +82,10 @@ def robust_config(dest: Path) -> Path:
     cfg = yaml.safe_load((ROOT / "_config.yml").read_text())
     cfg.setdefault("execute", {})["allow_errors"] = True
     cfg.setdefault("sphinx", {}).setdefault("config", {})["nb_execution_raise_on_error"] = False
+    # paths in _config.yml are relative to the book's folder, and this copy lives elsewhere
+    local = cfg["sphinx"].get("local_extensions") or {}
+    cfg["sphinx"]["local_extensions"] = {name: str(ROOT / path) for name, path in local.items()}
+    cfg["bibtex_bibfiles"] = [str(ROOT / f) for f in cfg.get("bibtex_bibfiles", [])]
     dest.mkdir(parents=True, exist_ok=True)
     path = dest / "_config.yml"
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))

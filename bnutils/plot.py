@@ -11,19 +11,41 @@ import seaborn as sns
 
 from .train import History
 
+# One colour, line style and marker per normalisation, the same in every figure of the book.
+# The colours are Okabe & Ito's and Paul Tol's colour-blind-safe sets, picked and assigned so that
+# the normalisations that share a figure stay apart under protanopia and deuteranopia (CIEDE2000,
+# Machado et al.'s simulation) and every colour has at least 3:1 contrast on white (WCAG's
+# threshold for graphics); tests/test_plot.py checks both. The line style and marker are a second
+# cue, so that colour is never the only one. "x" is kept for diverged runs.
 PALETTE = {
-    "standard": "#4C72B0",
-    None: "#4C72B0",
-    "bn": "#DD8452",
-    "torch_bn": "#DD8452",
-    "noisy_bn": "#55A868",
-    "noise": "#8172B3",
-    "l1": "#C44E52",
-    "l2": "#937860",
-    "linf": "#DA8BC3",
-    "layer": "#8C8C8C",
-    "group": "#CCB974",
+    "standard": "#0072B2",  # Okabe-Ito blue
+    None: "#0072B2",
+    "bn": "#000000",  # black
+    "torch_bn": "#000000",  # the same layer, PyTorch's implementation: BN's colour, dashed
+    "noisy_bn": "#009E73",  # Okabe-Ito bluish green
+    "noise": "#332288",  # Tol indigo
+    "l1": "#CC79A7",  # Okabe-Ito reddish purple
+    "l2": "#AA3377",  # Tol purple
+    "linf": "#999933",  # Tol olive
+    "layer": "#EE6677",  # Tol red
+    "group": "#117733",  # Tol green
 }
+STYLES = {  # (line style, marker)
+    "standard": ("-", "o"),
+    None: ("-", "o"),
+    "bn": ("-", "s"),
+    "torch_bn": ("--", "D"),
+    "noisy_bn": ("--", "^"),
+    "noise": (":", "v"),
+    "l1": ("-.", "P"),
+    "l2": ("--", "*"),
+    "linf": (":", "h"),
+    "layer": ("-.", "<"),
+    "group": ((0, (5, 1, 1, 1)), ">"),
+}
+# Lines that are not a normalisation (a cycle of greys with their own dashes), so that no other
+# figure borrows a normalisation's colour.
+OTHER = ["#333333", "#777777", "#555555", "#999999"]
 
 LABELS = {None: "standard", "standard": "standard", "bn": "BN", "torch_bn": "BN (PyTorch)",
           "noisy_bn": "noisy BN", "noise": "noise, no BN", "l1": "$\\ell_1$ norm", "l2": "$\\ell_2$ norm",
@@ -31,25 +53,68 @@ LABELS = {None: "standard", "standard": "standard", "bn": "BN", "torch_bn": "BN 
 
 
 def set_style() -> None:
-    """Seaborn's whitegrid on an opaque white figure, so figures read in light and dark themes."""
-    sns.set_theme(style="whitegrid", context="notebook", palette="deep")
+    """Seaborn's whitegrid on an opaque white figure, so figures read in light and dark themes;
+    figures in notebooks at twice the pixel density (the inline backend's "retina" PNGs), so that
+    they stay sharp on phones and high-density screens."""
+    from cycler import cycler
+
+    sns.set_theme(style="whitegrid", context="notebook")
     plt.rcParams.update({
         "figure.figsize": (6.4, 3.6),
         "figure.dpi": 100,
-        "savefig.dpi": 120,
+        "savefig.dpi": 200,
         "figure.facecolor": "white",
         "savefig.facecolor": "white",
         "axes.facecolor": "white",
         "legend.frameon": False,
+        "axes.prop_cycle": cycler(color=OTHER) + cycler(linestyle=["-", "--", "-.", ":"]),
     })
+    try:
+        from IPython import get_ipython
+
+        if get_ipython() is not None:
+            from matplotlib_inline.backend_inline import set_matplotlib_formats
+
+            set_matplotlib_formats("retina")
+    except ImportError:  # plotting outside IPython: nothing to set
+        pass
 
 
 def color(norm) -> str:
-    return PALETTE.get(norm, None) or sns.color_palette()[hash(str(norm)) % 10]
+    """The colour of normalisation ``norm``; a grey for anything else (never a norm's colour)."""
+    import zlib
+
+    return PALETTE.get(norm) or OTHER[zlib.crc32(str(norm).encode()) % len(OTHER)]
+
+
+def style(norm) -> dict:
+    """Keyword arguments for ``ax.plot``: the colour, line style and marker of ``norm``."""
+    ls, marker = STYLES[norm]
+    return {"color": PALETTE[norm], "linestyle": ls, "marker": marker}
 
 
 def label(norm) -> str:
     return LABELS.get(norm, str(norm))
+
+
+# A curve drawn in a normalisation's colour gets its line style and marker too (``band`` and
+# ``curves`` look the colour up), so every figure that colours by ``plot.color`` has both cues.
+_BY_COLOR = {}
+for _norm, _c in PALETTE.items():
+    _BY_COLOR.setdefault(_c.lower(), _norm)
+
+
+def _cues(color, line_kw: dict, n_points: int) -> dict:
+    norm = _BY_COLOR.get(color.lower(), "?") if isinstance(color, str) else "?"
+    if norm == "?":
+        return line_kw
+    ls, marker = STYLES[norm]
+    out = dict(line_kw)
+    if not {"ls", "linestyle"} & out.keys():
+        out["linestyle"] = ls
+    if "marker" not in out:
+        out.update(marker=marker, markevery=max(1, n_points // 8), markersize=5)
+    return out
 
 
 def band(ax, x, values, label=None, color=None, kind: str = "std", log: bool = False, **line_kw):
@@ -84,6 +149,7 @@ def band(ax, x, values, label=None, color=None, kind: str = "std", log: bool = F
     if log:
         mean, lo, hi = 10 ** mean, 10 ** lo, 10 ** hi
         ax.set_yscale("log")
+    line_kw = _cues(color, line_kw, len(x))
     (line,) = ax.plot(x, mean, label=label, color=color, **line_kw)
     ax.fill_between(x, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
     return line

@@ -95,3 +95,120 @@ def test_santurkar_suite_is_the_papers_setting():
         assert e.data == "synthetic_cifar10" and e.model.channels == "vgg11"
         assert (e.train.batch_size, e.train.steps, e.train.probe_every, e.train.optimizer) == (128, 15_000, 100, "sgd")
         assert e.train.momentum == 0 and e.train.weight_decay == 0
+
+
+# --------------------------------------------------------------------------- bench/gpu_book.py and gpu_session.sh
+
+
+def _notebook(path, *cells):
+    """A notebook of code cells; a cell is its source, or (source, tags)."""
+    code = [c if isinstance(c, tuple) else (c, []) for c in cells]
+    nb = {"nbformat": 4, "nbformat_minor": 5, "metadata": {},
+          "cells": [{"cell_type": "markdown", "metadata": {}, "source": ["# A chapter"]}]
+          + [{"cell_type": "code", "metadata": {"tags": tags}, "execution_count": None, "outputs": [],
+              "source": src.splitlines(keepends=True)} for src, tags in code]}
+    path.write_text(json.dumps(nb))
+
+
+@pytest.fixture(scope="module")
+def toy_book(tmp_path_factory):
+    """Four chapters: one that passes, one whose hidden assertion fails, one with an IPython magic,
+    one that outlives the time limit; run all at once under a 15 s limit."""
+    root = tmp_path_factory.mktemp("toybook")
+    book = root / "book"
+    book.mkdir()
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nparts:\n  - caption: Toy\n    chapters:\n"
+                                   + "".join(f"      - file: book/{n}\n" for n in ("good", "bad", "magic", "slow")))
+    (book / "intro.md").write_text("# Intro\n")
+    (book / "data.txt").write_text("ok")
+    _notebook(book / "good.ipynb",
+              "import inspect\nfrom pathlib import Path\n\nimport matplotlib.pyplot as plt\nimport numpy as np\n"
+              "from myst_nb import glue\n",
+              'glue("n", 3, display=False)\nglue("x", np.float64(0.5), display=False)\nglue("arr", np.zeros(3))\n',
+              "fig, ax = plt.subplots()\nax.plot([1, 2])\ndisplay(1)\n",
+              ("assert Path('data.txt').read_text() == 'ok'  # the notebook's folder is the working directory\n"
+               "def f():\n    return 1\nassert 'return 1' in inspect.getsource(f)\n", ["remove-cell"]),
+              ("raise SystemExit('skipped')", ["skip-execution"]),
+              ("raise ValueError('allowed')", ["raises-exception"]),
+              "assert plt.get_fignums() == []  # closed after each cell, as the inline backend does\n")
+    _notebook(book / "bad.ipynb", "x = 1\ndef half(v):\n    return v / 2\n",
+              ("y = half(x)\nassert y == 1, (\n    f'y is {y}')\nprint('never')\n", ["remove-cell"]),
+              "print('never either')\n")
+    _notebook(book / "magic.ipynb", "x = 1\n", "%matplotlib inline\nx = 2\n")
+    _notebook(book / "slow.ipynb", "import time\ntime.sleep(600)\n")
+    out = root / "out"
+    env = {"PATH": "/usr/bin:/bin", "BNBOOK_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_book.py"), "--root", str(root), "--scale", "smoke",
+                           "--device", "cpu", "--time-limit", "15", "--out", str(out)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=120)
+    saved = json.loads((out / "book-smoke.json").read_text())
+    return proc, saved, {c["chapter"]: c for c in saved["chapters"]}, out
+
+
+def test_gpu_book_reads_the_toc_and_runs_every_chapter(toy_book):
+    proc, saved, by_name, out = toy_book
+    assert proc.returncode == 1, proc.stderr[-2000:]  # not every chapter passed
+    assert [c["chapter"] for c in saved["chapters"]] == ["good", "bad", "magic", "slow"]  # intro.md is no notebook
+    assert saved["jobs"] == 4 and saved["settings"]["BNBOOK_SCALE"] == "smoke"
+    assert saved["settings"]["BNBOOK_DEVICE"] == "cpu" and saved["settings"]["BNBOOK_CACHE"]
+    assert (out / "book-smoke.txt").read_text().startswith("The book at scale 'smoke'")
+    assert "===== bad (failed) =====" in (out / "book-smoke-logs.txt").read_text()
+
+
+def test_gpu_book_passing_chapter_records_glue(toy_book):
+    _, _, by_name, _ = toy_book
+    good = by_name["good"]
+    assert good["status"] == "ok", good["failure"]
+    assert good["cells_done"] == good["cells"] == 7 and len(good["cell_seconds"]) == 7
+    assert good["glue"]["n"] == 3 and good["glue"]["x"] == 0.5
+    assert good["glue"]["arr"]["type"] == "ndarray" and "array" in good["glue"]["arr"]["repr"]
+    assert good["skipped_cells"] == [4] and good["allowed_errors"][0]["type"] == "ValueError"
+
+
+def test_gpu_book_reports_the_failing_assertion(toy_book):
+    _, saved, by_name, _ = toy_book
+    f = by_name["bad"]["failure"]
+    assert by_name["bad"]["status"] == "failed" and by_name["bad"]["cells_done"] == 1
+    assert (f["cell"], f["line_cell"], f["lineno"], f["type"], f["message"]) == (1, 1, 2, "AssertionError", "y is 0.5")
+    assert f["statement"] == "assert y == 1, (\n    f'y is {y}')" and f["tags"] == ["remove-cell"]
+    assert "assert y == 1" in saved["table"] and "y is 0.5" in saved["table"]
+    magic = by_name["magic"]["failure"]
+    assert by_name["magic"]["status"] == "failed" and magic["cell"] == 1 and "%matplotlib inline" in magic["message"]
+
+
+def test_gpu_book_stops_a_chapter_at_the_time_limit(toy_book):
+    _, saved, by_name, _ = toy_book
+    slow = by_name["slow"]
+    assert slow["status"] == "timeout" and slow["cells_done"] == 0
+    assert 15 <= saved["wall_s"] < 60
+
+
+def test_gpu_book_runs_a_real_chapter(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "BNBOOK_PROGRESS": "0"}
+    proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_book.py"), "summary", "--scale", "smoke",
+                           "--device", "cpu", "--out", str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:]
+    (chapter,) = json.loads((tmp_path / "book-smoke.json").read_text())["chapters"]
+    assert chapter["status"] == "ok" and "summary_n_claims" in chapter["glue"]
+
+
+def test_gpu_session_script_runs_tiny_on_the_cpu(tmp_path):
+    """bench/gpu_session.sh end to end on the CPU: one chapter, both suites at --tiny, the summary."""
+    env = {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path), "PY": sys.executable, "DEVICE": "cpu", "SCALE": "smoke",
+           "TINY": "1", "BOOK_CHAPTERS": "summary", "PHASES": "book fast fp32",
+           "SUITE_FAST_ARGS": "--jobs 2"}  # joblib workers; the compiled, bf16 suite has its own test above
+    proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu_session.sh"), "400"], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
+    log = (tmp_path / "session.log").read_text()
+    (chapter,) = json.loads((tmp_path / "book-smoke.json").read_text())["chapters"]
+    assert chapter["chapter"] == "summary" and chapter["status"] == "ok", log[-3000:]
+    for name, jobs in (("suite-fast", 2), ("suite-fp32", 1)):
+        saved = json.loads((tmp_path / name / "suite.json").read_text())
+        assert saved["jobs"] == jobs and len(saved["runs"]) == 6
+        for r in saved["runs"]:
+            assert len(r["eval_seconds"]) == len(r["eval_steps"]) == 7  # 6 steps, evaluated every step and at 0
+            assert r["eval_seconds"] == sorted(r["eval_seconds"]) and r["eval_seconds"][-1] <= r["loop_s"]
+    assert saved["experiments"][0]["train"]["compile"] is None
+    assert log.count("extrapolated to 15000 steps") == 2 and "gpu: not asked for" in log

@@ -459,3 +459,192 @@ def test_checks_leave_global_rng_alone():
     checks.check_batchnorm_forward(bn_ok)
     checks.check_optimizer(torch.optim.SGD, "sgd", momentum=0.9)
     assert torch.equal(state, torch.get_rng_state())
+
+
+# ------------------------------------------------------- results with points (what the grader uses)
+
+def test_result_has_points(capsys):
+    res = checks.check_batchnorm_forward(bn_ok, points=3)
+    assert res.passed and res.points == 3 and res.max_points == 3 and res.message.startswith("batch-norm forward")
+    bad = checks.check_batchnorm_forward(bn_unbiased, points=3, raises=False)
+    assert not bad.passed and bad.points == 0 and bad.max_points == 3 and "unbiased" in bad.message
+    with pytest.raises(CheckFailed):
+        checks.check_batchnorm_forward(bn_unbiased, points=3)
+    assert set(checks.CHECKS) == {n for n in checks.__all__ if n.startswith("check_")}
+
+
+# ----------------------------------------------------------------- Nesterov (optimization chapter)
+
+class Nesterov:
+    def __init__(self, params, lr, momentum, heavy_ball=False):
+        self.params, self.lr, self.momentum, self.heavy = list(params), lr, momentum, heavy_ball
+        self.v = [torch.zeros_like(p) for p in self.params]
+
+    @torch.no_grad()
+    def step(self):
+        for p, v in zip(self.params, self.v):
+            v.mul_(self.momentum).add_(p.grad)
+            p.sub_(self.lr * (v if self.heavy else p.grad + self.momentum * v))
+
+
+def test_nesterov(capsys):
+    passes(checks.check_optimizer, Nesterov, capsys, kind="sgd", lr=0.1, momentum=0.9, nesterov=True)
+    fails(checks.check_optimizer, lambda p, lr, momentum: Nesterov(p, lr, momentum, heavy_ball=True),
+          "heavy-ball momentum", kind="sgd", lr=0.1, momentum=0.9, nesterov=True)
+
+
+# ------------------------------------------------------- conv scale invariance (benefits chapter)
+
+def conv_result(output=1e-16, g1=1e-15, g2=1e-15):
+    return lambda a: {"output": output, "grad of conv 1": g1, "a * grad of scaled conv 2": g2}
+
+
+def test_conv_scale_values(capsys):
+    passes(checks.check_conv_scale_invariance, conv_result(), capsys)
+    fails(checks.check_conv_scale_invariance, conv_result(g2=0.9), "without the factor a")
+    fails(checks.check_conv_scale_invariance, conv_result(g1=0.9, g2=9.0), "you scaled the first")
+    fails(checks.check_conv_scale_invariance, conv_result(g2=9.0), "multiply the scaled run's gradient by a")
+    fails(checks.check_conv_scale_invariance, conv_result(0.0, 0.0, 0.0), "exactly 0")
+    fails(checks.check_conv_scale_invariance, conv_result(output=3e-5), "float64", "eps")
+    fails(checks.check_conv_scale_invariance, lambda a: (0.0, 0.0, 0.0), "should return a dict")
+    fails(checks.check_conv_scale_invariance, lambda a: {"output": 0.0}, "without 'grad of conv 1'")
+
+
+def _conv_scale_check(a, eps=1e-12, dtype=torch.float64, which=1, times_a=True):
+    """The chapter's reference solution on a small BN CNN of random data (no download)."""
+    from bnutils.models import ModelConfig, build_model
+
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 1, 28, 28, dtype=dtype), torch.randint(0, 10, (32,))
+    grads = {}
+    for name, factor in (("W", 1.0), ("aW", a)):
+        torch.manual_seed(0)
+        model = build_model(ModelConfig(arch="cnn", norm="bn"), (1, 28, 28), 10).to(dtype)
+        for m in model.modules():
+            if hasattr(m, "eps"):
+                m.eps = eps
+        convs = [m for m in model.modules() if isinstance(m, nn.Conv2d)]
+        with torch.no_grad():
+            convs[which].weight.mul_(factor)
+        out = model(x)
+        F.cross_entropy(out, y).backward()
+        grads[name] = (out.detach(), convs[0].weight.grad.clone(), convs[1].weight.grad.clone())
+    rel = lambda p, q: float((p - q).norm() / q.norm())  # noqa: E731
+    (o1, g1, h1), (o2, g2, h2) = grads["W"], grads["aW"]
+    return {"output": rel(o2, o1), "grad of conv 1": rel(g2, g1),
+            "a * grad of scaled conv 2": rel((a if times_a else 1) * h2, h1)}
+
+
+def test_conv_scale_reference(capsys):
+    passes(checks.check_conv_scale_invariance, _conv_scale_check, capsys)
+    fails(checks.check_conv_scale_invariance, lambda a: _conv_scale_check(a, times_a=False), "without the factor a")
+    fails(checks.check_conv_scale_invariance, lambda a: _conv_scale_check(a, eps=1e-5), "eps")
+    fails(checks.check_conv_scale_invariance, lambda a: _conv_scale_check(a, dtype=torch.float32), "float64")
+
+
+# ------------------------------------------------------------- recalibration (beyond chapter)
+
+def recal(model, x, batch_size=250, reset=True, cumulative=True, train=True, copy_it=True, batched=True,
+          eval_after=True):
+    import copy
+
+    model = copy.deepcopy(model) if copy_it else model
+    for m in model.modules():
+        if getattr(m, "running_mean", None) is not None:
+            if reset:
+                m.reset_running_stats()
+            if cumulative:
+                m.momentum = None
+    model.train(train)
+    with torch.no_grad():
+        for i in range(0, len(x), batch_size if batched else len(x)):
+            model(x[i:i + (batch_size if batched else len(x))])
+    return model.eval() if eval_after else model
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(copy_it=False), "changed the model it was given"),
+    (dict(train=False), "updated only in training mode"),
+    (dict(cumulative=False), "default momentum (0.1)"),
+    (dict(reset=False, cumulative=False), "kept the old running statistics"),
+    (dict(reset=False), "did not reset"),
+    (dict(batched=False), "as one batch"),
+    (dict(eval_after=False), "training mode"),
+])
+def test_recalibrate(kwargs, match, capsys):
+    passes(checks.check_recalibrate, recal, capsys)
+    fails(checks.check_recalibrate, lambda m, x, batch_size=250: recal(m, x, batch_size, **kwargs), match)
+
+
+def test_recalibrate_weights_and_return():
+    def trains(model, x, batch_size=250):
+        m = recal(model, x, batch_size)
+        with torch.no_grad():
+            next(m.parameters()).add_(1.0)
+        return m
+
+    fails(checks.check_recalibrate, trains, "changed the weight")
+    fails(checks.check_recalibrate, lambda m, x, batch_size=250: None, "should return the recalibrated model")
+
+
+# ----------------------------------------------------------------- input shift (ics chapter)
+
+def shift(model, x, y, lr, index, copy_it=True, absolute=True, sign=1.0, var=False, use_lr=True, train=True):
+    import copy
+
+    before = metrics.activation_inputs(model, x, index)
+    moved = copy.deepcopy(model) if copy_it else model
+    moved.train(train)
+    grads = torch.autograd.grad(F.cross_entropy(moved(x), y), list(moved.parameters()))
+    with torch.no_grad():
+        for p, g in zip(moved.parameters(), grads):
+            p -= sign * (lr if use_lr else 1.0) * g
+    after = metrics.activation_inputs(moved, x, index)
+    f = torch.abs if absolute else (lambda t: t)
+    spread = (lambda a: a.var(0)) if var else (lambda a: a.std(0))
+    return float(f(after.mean(0) - before.mean(0)).mean()), float(f(spread(after) - spread(before)).mean())
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(copy_it=False), "changed the model's parameters"),
+    (dict(absolute=False), "signed changes"),
+    (dict(sign=-1.0), "stepped up the gradient"),
+    (dict(var=True), "compared variances"),
+    (dict(use_lr=False), "ignores lr"),
+    (dict(train=False), "evaluation mode"),
+])
+def test_input_shift(kwargs, match, capsys):
+    passes(checks.check_input_shift, shift, capsys)
+    fails(checks.check_input_shift, lambda *a: shift(*a, **kwargs), match)
+
+
+def test_input_shift_no_step():
+    fails(checks.check_input_shift, lambda model, x, y, lr, index: (0.0, 0.0), "did not move")
+
+
+# ------------------------------------------------------- probes against the loss (landscape chapter)
+
+def against(hists, key="grad_predictiveness", window=20, smooth=True, last_only=False, shift_by=0, fixed_key=None):
+    import numpy as np
+
+    from bnutils import plot
+
+    xs, ys = [], []
+    for h in (hists[-1:] if last_only else hists):
+        s = plot.smooth(h.loss, window) if smooth else np.asarray(h.loss)
+        for step, d in zip(h.probe_steps, h.probes["landscape"]):
+            xs.append(s[min(step + shift_by, len(s) - 1)])
+            ys.append(d[fixed_key or key])
+    return np.array(xs), np.array(ys)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(smooth=False), "ignores window"),
+    (dict(last_only=True), "only the last run"),
+    (dict(shift_by=1), "one step after"),
+    (dict(fixed_key="grad_predictiveness"), "use d[key]"),
+])
+def test_against_loss(kwargs, match, capsys):
+    passes(checks.check_against_loss, against, capsys)
+    fails(checks.check_against_loss, lambda h, key="grad_predictiveness", window=20: against(h, key, window, **kwargs),
+          match)

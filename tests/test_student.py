@@ -159,11 +159,39 @@ def test_stubs_keep_signatures_and_say_what_to_write():
     assert '"""Batch norm in training mode."""' in forward
     assert "raise NotImplementedError('Exercise sample-ex-forward (Write the forward pass): write bn_forward()')" in forward
     assert "class MySGD(torch.optim.Optimizer):" in sgd and "def step(self):" in sgd
-    assert "raise NotImplementedError(\"Exercise sample-ex-sgd (An optimiser): write your code here\")" in sgd \
-        or "write your code here" in sgd  # the extra print cell is top-level code
-    assert run.rstrip().endswith("write your code here')")
-    for src in (forward, sgd, run):
-        compile(src, "<stub>", "exec")
+    # a stub with definitions never raises at top level: filled in, the cell runs cleanly
+    for src in (forward, sgd):
+        assert "write your code here" not in src
+        import torch
+
+        exec(compile(src, "<stub>", "exec"), {"torch": torch})
+    assert run.rstrip().endswith("write your code here')")  # nothing to fill in: the student writes the cell
+    compile(run, "<stub>", "exec")
+
+
+def test_answer_cells_and_kept_cells():
+    nb = sample_notebook()
+    # exercise metadata: sample-ex-run is a change to an experiment, not a code exercise
+    nb.cells[17].metadata["exercises"] = {"sample-ex-run": {"points": 2, "kind": "experiment"}}
+    # a self-check and a run inside the gated solution of sample-ex-forward stay, in order, after the stub
+    nb.cells.insert(9, new_code_cell("checks.check_batchnorm_forward(bn_forward);",
+                                     metadata={"tags": ["self-check"], "exercise": "sample-ex-forward"}))
+    nb.cells.insert(10, new_code_cell("y = bn_forward(x, 1.0, 0.0)", metadata={"tags": ["student-keep"]}))
+    stud = student_copy(nb, chapter="sample")
+    assert stud.metadata["bnbook"] == {"chapter": "sample", "student_copy": True}
+    answers = [c.metadata["exercise"] for c in stud.cells if "answer" in c.metadata.get("tags", [])]
+    assert answers == ["sample-ex-reason", "sample-ex-run", "sample-ex-open"]
+    for i, c in enumerate(stud.cells):
+        if "answer" in c.metadata.get("tags", []):
+            assert c.cell_type == "markdown" and f":label: {c.metadata['exercise']}" in stud.cells[i - 1].source
+    srcs = [c.source for c in stud.cells]
+    stub = next(i for i, c in enumerate(stud.cells) if c.metadata.get("exercise") == "sample-ex-forward"
+                and STUB_TAG in c.metadata.get("tags", []))
+    assert srcs[stub + 1] == "checks.check_batchnorm_forward(bn_forward);"
+    assert srcs[stub + 2] == "y = bn_forward(x, 1.0, 0.0)"
+    assert len({c.id for c in stud.cells}) == len(stud.cells), "cell ids must stay unique"
+    # the kept cells are not part of the reference solution
+    assert [len(b.code) for b in solution_blocks(nb)][0] == 1
 
 
 def test_tag_remove_preprocessor_must_be_enabled(monkeypatch):
@@ -257,6 +285,40 @@ def test_chapter_student_copy_has_no_solutions(path):
     assert all(labels) and len(set(labels)) == len(labels), f"exercise labels must be unique: {labels}"
     for block in solution_blocks(nb):
         assert block.label in labels, f"solution for unknown exercise {block.label!r}"
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_chapter_exercises_have_points_and_checks(path):
+    """Every exercise has a weight and a kind; every code exercise names a check of
+    bnutils.teaching.checks, called in a self-check cell right after its solution (the student's
+    stub), and every other exercise gets an answer cell in the student copy."""
+    from bnutils.teaching.checks import CHECKS
+    from bnutils.teaching.student import exercise_specs
+
+    nb = _chapter(path)
+    specs = exercise_specs(nb)
+    assert list(specs) == [e.label for e in exercises(nb)]
+    stud = student_copy(nb, chapter=path.stem)
+    answers = [c.metadata["exercise"] for c in stud.cells if "answer" in c.metadata.get("tags", [])]
+    assert answers == [s.label for s in specs.values() if s.kind != "code"]
+    blocks = {b.label: b for b in solution_blocks(nb)}
+    for spec in specs.values():
+        assert spec.points > 0
+        if spec.kind != "code":
+            continue
+        assert spec.check in CHECKS and spec.label in blocks
+        i = next(i for i, c in enumerate(stud.cells) if STUB_TAG in c.metadata.get("tags", [])
+                 and c.metadata["exercise"] == spec.label)
+        check = stud.cells[i + 1]
+        assert "self-check" in check.metadata["tags"] and check.source.rstrip(";").endswith(spec.call())
+        assert "raise NotImplementedError" not in stud.cells[i].source.split("\n    ")[0]
+        # the stub, once filled in with the reference, is only definitions: nothing else raises
+        from bnutils.teaching.grade import Reference
+
+        ns = {}
+        exec(Reference.load(path.parent, path.stem).imports, ns)  # the chapter's imports, as the grader runs them
+        exec(compile(stud.cells[i].source, "<stub>", "exec"), ns)
+        assert spec.target in ns
 
 
 @pytest.mark.chapters  # executes every chapter: `make student-check` (part of `make test`) runs these

@@ -4,8 +4,11 @@ got ...", "your running_var uses the biased estimator: ...").
 
 Every check runs the student's code and a reference (PyTorch, or :mod:`bnutils`) on the same small
 float64 inputs drawn from a private generator (the global random state is untouched). A check
-that passes prints one line starting with ``✓``; one that fails raises :class:`CheckFailed` (an
-``AssertionError``) whose message says what is wrong. Where the wrong answer matches a typical
+that passes prints one line starting with ``✓`` and returns a :class:`CheckResult` with its points
+(``points=``, 1 by default); one that fails raises :class:`CheckFailed` (an ``AssertionError``)
+whose message says what is wrong, or, with ``raises=False`` (how the grader,
+:mod:`bnutils.teaching.grade`, calls it), returns a :class:`CheckResult` with 0 points and that
+message. Where the wrong answer matches a typical
 mistake (the unbiased variance, ``eps`` outside the square root, statistics over the wrong
 dimension, a gradient that treats the batch mean as a constant, ...), the message names the mistake.
 
@@ -20,20 +23,30 @@ dimension, a gradient that treats the batch mean as a constant, ...), the messag
                                      RMSProp, Adam, against ``torch.optim``
 :func:`check_ics`                    an ICS measurement, against :func:`bnutils.metrics.ics`
 :func:`check_landscape`              a landscape probe, against :mod:`bnutils.landscape`
+:func:`check_conv_scale_invariance`  ``fn(a) -> dict`` of three relative differences (benefits)
+:func:`check_recalibrate`            ``fn(model, x, batch_size) -> model``, BN statistics re-estimated
+:func:`check_input_shift`            ``fn(model, x, y, lr, index) -> (mean_shift, std_shift)`` (ics)
+:func:`check_against_loss`           ``fn(hists, key, window) -> (losses, values)`` (landscape)
 =================================== ===============================================================
 
 >>> import torch
 >>> def bn(x, gamma, beta, eps=1e-5):
 ...     mu, var = x.mean(0), x.var(0, unbiased=False)
 ...     return gamma * (x - mu) / torch.sqrt(var + eps) + beta
->>> check_batchnorm_forward(bn)
+>>> result = check_batchnorm_forward(bn, points=3)
 ✓ batch-norm forward (training mode) is correct: output matches torch.nn.functional.batch_norm on (8, 5) inputs
+>>> result.passed, result.points
+(True, 3.0)
 """
 
 from __future__ import annotations
 
+import copy
+import functools
 import inspect
+import math
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -41,6 +54,7 @@ from torch import nn
 
 __all__ = [
     "CheckFailed",
+    "CheckResult",
     "check_batchnorm_forward",
     "check_batchnorm_eval",
     "check_batchnorm_backward",
@@ -50,6 +64,11 @@ __all__ = [
     "check_optimizer",
     "check_ics",
     "check_landscape",
+    "check_conv_scale_invariance",
+    "check_recalibrate",
+    "check_input_shift",
+    "check_against_loss",
+    "CHECKS",
 ]
 
 RTOL, ATOL = 1e-4, 1e-6
@@ -63,8 +82,48 @@ class CheckFailed(AssertionError):
 # Helpers: comparing, diagnosing, calling the student's code
 # ---------------------------------------------------------------------------------------------
 
+_LAST_PASSED: list[str] = []
+
+
 def _passed(message: str) -> None:
+    _LAST_PASSED.append(message)
     print(f"✓ {message}")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    """What a check returns: whether it passed, the points it gives out of ``max_points`` (the
+    ``points=`` the check was called with, 1 by default), and its message (the ✓ line without the
+    ✓, or the first thing that is wrong)."""
+
+    check: str
+    passed: bool
+    points: float
+    max_points: float
+    message: str
+
+    def __bool__(self) -> bool:
+        return self.passed
+
+
+def _graded(check: Callable) -> Callable:
+    """Give a check two keyword arguments: ``points`` (its weight, 1 by default) and ``raises``
+    (True: a failure raises :class:`CheckFailed`, for students; False: it returns a failed
+    :class:`CheckResult` with 0 points, for the grader). A pass returns a :class:`CheckResult`."""
+
+    @functools.wraps(check)
+    def wrapper(*args, points: float = 1.0, raises: bool = True, **kwargs) -> CheckResult:
+        _LAST_PASSED.clear()
+        try:
+            check(*args, **kwargs)
+        except CheckFailed as e:
+            if raises:
+                raise
+            return CheckResult(check.__name__, False, 0.0, float(points), str(e))
+        message = _LAST_PASSED[-1] if _LAST_PASSED else f"{check.__name__} passed"
+        return CheckResult(check.__name__, True, float(points), float(points), message)
+
+    return wrapper
 
 
 def _fmt(v: float) -> str:
@@ -625,6 +684,15 @@ def _optimizer_variants(kind: str, hp: dict, grads: list[list[torch.Tensor]], pa
             return w + lr * s["v"]
 
         zero = lambda p: {"v": torch.zeros_like(p)}  # noqa: E731
+        if mu and hp.get("nesterov"):
+            def heavy_ball(w, g, s):
+                s["v"] = mu * s["v"] + g
+                return w - lr * s["v"]
+
+            # first: at step 1 (v = g) heavy ball and plain SGD take the same step
+            out["your step is heavy-ball momentum's, w -= lr * v (at the first step, where v = g, the "
+                "same as plain SGD); Nesterov's step looks ahead, w -= lr * (g + momentum * v)"] = \
+                run(heavy_ball, zero)
         if mu:
             out["your momentum dampens the gradient, v = momentum * v + (1 - momentum) * g; "
                 "torch.optim.SGD adds the full gradient, v = momentum * v + g"] = run(dampened, zero)
@@ -705,7 +773,7 @@ def check_optimizer(factory: Callable, kind: str, steps: int = 5, **hparams) -> 
     ``eps``, ...) go to both. The gradients are fixed random tensors written into ``p.grad``,
     for ``steps`` steps, for a matrix and a vector parameter.
 
-    >>> check_optimizer(torch.optim.SGD, "sgd", lr=0.1, momentum=0.9)
+    >>> _ = check_optimizer(torch.optim.SGD, "sgd", lr=0.1, momentum=0.9)
     ✓ your sgd optimiser is correct: 5 steps match torch.optim.SGD(lr=0.1, momentum=0.9)
     """
     kind = kind.lower()
@@ -751,7 +819,7 @@ def check_optimizer(factory: Callable, kind: str, steps: int = 5, **hparams) -> 
 # ---------------------------------------------------------------------------------------------
 
 def _tiny_model(norm: str | None, seed: int = 0):
-    from .models import mlp
+    from ..models import mlp
 
     g = torch.random.fork_rng()
     with g:
@@ -763,7 +831,7 @@ def _tiny_model(norm: str | None, seed: int = 0):
 
 
 def _undisturbed(model: nn.Module, fn: Callable, what: str):
-    from .state import fingerprint
+    from ..state import fingerprint
 
     before = fingerprint(model)
     out = fn()
@@ -836,8 +904,8 @@ def _grads_at(model, params, x, y, loss_fn):
 
 def _ics_variants(model, x, y, lr, layer, loss_fn) -> dict:
     """(l2, cosine) of G - G' when the wrong set of parameters takes the step."""
-    from .metrics import weighted_layers
-    from .state import preserved
+    from ..metrics import weighted_layers
+    from ..state import preserved
 
     params = [p for p in model.parameters() if p.requires_grad]
     k = next(j for j, p in enumerate(params) if p is weighted_layers(model)[layer].weight)
@@ -881,7 +949,7 @@ def check_ics(fn: Callable, *, lr: float = 0.1, layers=(1, 2), loss_fn: Callable
     :math:`\cos(G, G')`: a tuple ``(l2, cosine)``, a dict or an object with ``l2`` and ``cosine``
     (a :class:`~bnutils.metrics.LayerICS` will do). It must leave the model as it found it.
     """
-    from .metrics import ics
+    from ..metrics import ics
 
     what = "your ICS measurement"
     for norm in (None, "bn"):
@@ -941,7 +1009,7 @@ def check_landscape(fn: Callable, *, etas=(0.05, 0.1, 0.2, 0.4), loss_fn: Callab
     ``beta_smoothness`` (a :class:`~bnutils.landscape.LandscapeResult` will do). It must leave the
     model as it found it.
     """
-    from .landscape import landscape
+    from ..landscape import landscape
 
     what = "your landscape measurement"
     etas = [float(e) for e in etas]
@@ -969,7 +1037,7 @@ def check_landscape(fn: Callable, *, etas=(0.05, 0.1, 0.2, 0.4), loss_fn: Callab
 
 def _landscape_variants(model, x, y, etas, loss_fn) -> dict:
     """The walk's numbers when it is done wrong in the usual ways, keyed by the message."""
-    from .state import preserved
+    from ..state import preserved
 
     params = [p for p in model.parameters() if p.requires_grad]
     cumulative = [sum(etas[:i + 1]) for i in range(len(etas))]
@@ -1004,3 +1072,331 @@ def _landscape_variants(model, x, y, etas, loss_fn) -> dict:
         "||g - grad L(w - eta g)||"] = dict(
         right, grad_predictiveness=max(abs(v - loss0) for v in right["losses"]))
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# The chapters' code exercises that are not a piece of batch norm
+# ---------------------------------------------------------------------------------------------
+
+_CONV_KEYS = ("output", "grad of conv 1", "a * grad of scaled conv 2")
+
+
+def check_conv_scale_invariance(fn: Callable, *, a: float = 10.0, tol: float = 1e-6) -> None:
+    r"""Check ``fn(a) -> {"output": r1, "grad of conv 1": r2, "a * grad of scaled conv 2": r3}``
+    (the chapter *benefits*, exercise ``benefits-ex-code``): three relative differences between the
+    small BN CNN and the same network with its second convolution's weights multiplied by ``a``.
+    With BN after that convolution all three are rounding errors (below ``tol``) in float64 with
+    ``eps = 1e-12``; the typical mistakes leave one of them of order 1 (a missing factor ``a``, the
+    wrong convolution scaled) or of order ``eps`` (float32, BN's default ``eps``)."""
+    what = "your conv_scale_check"
+    out = _call(fn, what, a)
+    if not isinstance(out, Mapping):
+        raise CheckFailed(f"{what} should return a dict with keys {list(_CONV_KEYS)}, got {type(out).__name__}")
+    missing = [k for k in _CONV_KEYS if k not in out]
+    if missing:
+        raise CheckFailed(f"{what} returned a dict without {missing[0]!r} (keys: {list(out)}); "
+                          f"return {{{', '.join(repr(k) for k in _CONV_KEYS)}: ...}}")
+    vals = {}
+    for k in _CONV_KEYS:
+        try:
+            vals[k] = float(out[k])
+        except (TypeError, ValueError):
+            raise CheckFailed(f"{what}: {k!r} should be a number (a relative difference), "
+                              f"got {type(out[k]).__name__}") from None
+        if not math.isfinite(vals[k]) or vals[k] < 0:
+            raise CheckFailed(f"{what}: {k!r} is {vals[k]}; a relative difference ||p - q|| / ||q|| is a "
+                              "finite number >= 0")
+    r_out, r_g1, r_g2 = (vals[k] for k in _CONV_KEYS)
+    if all(v == 0.0 for v in vals.values()):
+        raise CheckFailed(f"{what}: all three differences are exactly 0, so the two runs were the same network: "
+                          "multiply the second convolution's weight by a (with torch.no_grad(): "
+                          "conv.weight.mul_(a)) before the second run")
+    if math.isclose(r_g2, abs(1 / a - 1), rel_tol=1e-3) and r_out < tol:
+        raise CheckFailed(f"{what}: 'a * grad of scaled conv 2' is {_fmt(r_g2)} = |1/a - 1|: you compared the "
+                          "gradient of the scaled weights without the factor a; the gradient of aW is "
+                          "1/a times the gradient of W, so compare a * grad(aW) with grad(W)")
+    if math.isclose(r_g1, abs(1 / a - 1), rel_tol=1e-3):
+        raise CheckFailed(f"{what}: the gradient of conv 1 changed by the factor 1/a: you scaled the first "
+                          "convolution; scale the second one (the exercise asks why conv 1's gradient does "
+                          "not change)")
+    if math.isclose(r_g2, abs(a - 1), rel_tol=1e-3) or math.isclose(r_g2, abs(a * a - 1), rel_tol=1e-3):
+        raise CheckFailed(f"{what}: 'a * grad of scaled conv 2' is {_fmt(r_g2)}: the gradient of aW is 1/a "
+                          "times the gradient of W, so multiply the scaled run's gradient by a (not divide, "
+                          "and not the unscaled run's)")
+    big = [k for k in _CONV_KEYS if vals[k] >= tol]
+    if big:
+        k = big[0]
+        if vals[k] < 1e-2:
+            raise CheckFailed(f"{what}: {k!r} is {_fmt(vals[k])}, more than rounding error (< {tol:g}): "
+                              "run the network in float64 (.double() on the model and the data) and set "
+                              "every BN layer's eps to 1e-12; eps breaks the scale invariance slightly")
+        raise CheckFailed(f"{what}: {k!r} is {_fmt(vals[k])}, expected below {tol:g}: with BN after the "
+                          "second convolution, scaling its weights changes neither the output nor conv 1's "
+                          "gradient, and the scaled weights' gradient is 1/a times the original")
+    _passed(f"conv_scale_check is correct: all three relative differences are below {tol:g} for a = {a:g}")
+
+
+def _bn_layers(model: nn.Module) -> list[nn.Module]:
+    return [m for m in model.modules()
+            if getattr(m, "running_mean", None) is not None and hasattr(m, "reset_running_stats")]
+
+
+def _recalibrated(model, x, batch_size, reset=True, momentum="cumulative", train=True, batched=True):
+    """The reference recalibration, and its typical mistakes by switching one thing off."""
+    m2 = copy.deepcopy(model)
+    for bn in _bn_layers(m2):
+        if reset:
+            bn.reset_running_stats()
+        if momentum == "cumulative":
+            bn.momentum = None
+    m2.train(train)
+    with torch.no_grad():
+        if batched:
+            for i in range(0, len(x), batch_size):
+                m2(x[i:i + batch_size])
+        else:
+            m2(x)
+    return m2.eval()
+
+
+def _stats(model) -> list[torch.Tensor]:
+    return [t for bn in _bn_layers(model) for t in (bn.running_mean, bn.running_var)]
+
+
+def check_recalibrate(fn: Callable, *, batch_size: int = 10) -> None:
+    r"""Check ``fn(model, x, batch_size=250) -> model`` (the chapter *beyond*, exercise
+    ``beyond-ex-adabn``): a copy of ``model`` whose BN layers' running statistics are reset and
+    re-estimated on ``x`` as a cumulative average (``momentum=None``) over its batches, weights
+    untouched, returned in evaluation mode; the model it was given is left as it was."""
+    from ..models import mlp
+    from ..state import fingerprint
+
+    what = "your recalibrate"
+    with torch.random.fork_rng():
+        torch.manual_seed(5)
+        model = mlp(6, [8, 8], 3, act="relu", norm="bn").double()
+        model.train()
+        with torch.no_grad():  # running statistics of other data, as after training
+            for _ in range(3):
+                model(torch.randn(16, 6, dtype=torch.float64))
+        model.eval()
+        x = 2.0 * torch.randn(40, 6, dtype=torch.float64) + 3.0  # shifted data
+    before = fingerprint(model)
+    takes = _accepts(fn, "batch_size", 2)
+    if takes == "kw":
+        out = _call(fn, what, model, x, batch_size=batch_size)
+    elif takes == "pos":
+        out = _call(fn, what, model, x, batch_size)
+    else:
+        out, batch_size = _call(fn, what, model, x), 250
+    after = fingerprint(model)
+    touched = any(not torch.equal(p, q) for p, q in zip(before["buffers"], after["buffers"]))
+    if touched or any(not torch.equal(p, q) for p, q in zip(before["params"], after["params"])):
+        raise CheckFailed(f"{what} changed the model it was given; recalibrate a copy "
+                          "(copy.deepcopy(model)) and return it, so that both can be evaluated")
+    if not isinstance(out, nn.Module):
+        raise CheckFailed(f"{what} should return the recalibrated model, got {type(out).__name__}")
+    for (name, p), q in zip(out.named_parameters(), model.parameters()):
+        if not torch.equal(p.detach(), q.detach()):
+            raise CheckFailed(f"{what} changed the weight {name}; only the running statistics may change: "
+                              "run the batches under torch.no_grad() and take no optimiser step")
+    if out.training:
+        raise CheckFailed(f"{what} returned the model in training mode; return it in evaluation mode "
+                          "(model.eval()), which uses the new running statistics")
+    got = _stats(out)
+    expected = _stats(_recalibrated(model, x, batch_size))
+    if len(got) != len(expected):
+        raise CheckFailed(f"{what} returned a model with {len(got) // 2} BN layers, expected {len(expected) // 2}")
+    if all(_close(g, e, 1e-6, 1e-9) for g, e in zip(got, expected)):
+        _passed(f"recalibrate is correct: the running statistics are the cumulative averages over the "
+                f"{math.ceil(len(x) / batch_size)} batches of x, the weights and the model given are unchanged")
+        return
+    one_pass = _stats(_recalibrated(model, x, batch_size, batched=False))
+    if all(_close(g, e, 1e-6, 1e-9) for g, e in zip(got, one_pass)) and batch_size < len(x):
+        raise CheckFailed(f"{what} ran x as one batch; run it in batches of batch_size (x[i:i + batch_size]) "
+                          "and let the cumulative average combine them")
+    eval_mode = ("your passes over x did not update the running statistics: they are updated only in "
+                 "training mode, so call model.train() before the passes over x (and model.eval() after)")
+    variants = {
+        eval_mode: _stats(model),
+        eval_mode + " (yours are still the reset values, mean 0 and variance 1)":
+            _stats(_recalibrated(model, x, batch_size, train=False)),
+        "you kept the old running statistics and the default momentum: reset them "
+        "(bn.reset_running_stats()) and set bn.momentum = None for a cumulative average":
+            _stats(_recalibrated(model, x, batch_size, reset=False, momentum=0.1)),
+        "you kept BN's default momentum (0.1), an exponential average that still remembers the reset "
+        "values; set bn.momentum = None for a cumulative average":
+            _stats(_recalibrated(model, x, batch_size, momentum=0.1)),
+        "you did not reset the running statistics, so the cumulative average continues the old count "
+        "(num_batches_tracked); call bn.reset_running_stats() first":
+            _stats(_recalibrated(model, x, batch_size, reset=False)),
+    }
+    for message, stats in variants.items():
+        if all(_close(g, e, 1e-6, 1e-9) for g, e in zip(got, stats)):
+            raise CheckFailed(message)
+    for i, (g, e) in enumerate(zip(got, expected)):
+        layer, kind = divmod(i, 2)
+        _compare(e, g, f"running_{'var' if kind else 'mean'} of BN layer {layer} wrong", 1e-6, 1e-9)
+
+
+def _input_shift_ref(model, x, y, lr, index, loss_fn=F.cross_entropy, *, sign=1.0, absolute=True,
+                     stat="std", train=True, measure_moved=True):
+    from ..metrics import activation_inputs
+
+    before = activation_inputs(model, x, index)
+    moved = copy.deepcopy(model)
+    moved.train(train)
+    grads = torch.autograd.grad(loss_fn(moved(x), y), list(moved.parameters()))
+    with torch.no_grad():
+        for p, g in zip(moved.parameters(), grads):
+            p -= sign * lr * g
+    after = activation_inputs(moved if measure_moved else model, x, index)
+    spread = (lambda a: a.std(0)) if stat == "std" else (lambda a: a.var(0))
+    f = torch.abs if absolute else (lambda t: t)
+    return (float(f(after.mean(0) - before.mean(0)).mean()), float(f(spread(after) - spread(before)).mean()))
+
+
+def check_input_shift(fn: Callable, *, lr: float = 0.5) -> None:
+    r"""Check ``fn(model, x, y, lr, index) -> (mean_shift, std_shift)`` (the chapter *ics*, exercise
+    ``ics-ex-input-shift``): after one SGD step of every parameter on ``(x, y)``, in a copy of the
+    model, the mean over units of ``|change of the per-unit mean|`` and ``|change of the per-unit
+    standard deviation|`` of the input to the ``index``-th nonlinearity, against
+    :func:`bnutils.metrics.activation_inputs` done by hand; ``model`` must be left as it was."""
+    what = "your input_shift"
+    for norm in (None, "bn"):
+        model, x, y = _tiny_model(norm, seed=3)
+        for index in (-1, 1):
+            got = _undisturbed(model, lambda: _call(fn, what, model, x, y, lr, index), what)
+            got = _fields(got, ("mean_shift", "std_shift"), what)
+            if len(got) != 2:
+                raise CheckFailed(f"{what} should return two numbers, (mean_shift, std_shift)")
+            got_t = (got["mean_shift"], got["std_shift"])
+            expected = _input_shift_ref(model, x, y, lr, index)
+            try:
+                close = all(math.isclose(float(g), e, rel_tol=1e-5, abs_tol=1e-10) for g, e in zip(got_t, expected))
+            except (TypeError, ValueError):
+                raise CheckFailed(f"{what} should return two numbers, got {got_t!r}") from None
+            if close:
+                continue
+            variants = {
+                "the input did not move: take the SGD step on the copy (p -= lr * g) and measure the copy":
+                    (0.0, 0.0),
+                "you averaged the signed changes; average their absolute values over units "
+                "((after - before).abs().mean())": _input_shift_ref(model, x, y, lr, index, absolute=False),
+                "you compared variances; compare the per-unit standard deviations (.std(0))":
+                    _input_shift_ref(model, x, y, lr, index, stat="var"),
+                "you stepped up the gradient; SGD steps p -= lr * g":
+                    _input_shift_ref(model, x, y, lr, index, sign=-1.0),
+                "your step ignores lr: p -= lr * g": _input_shift_ref(model, x, y, 1.0, index),
+            }
+            if norm == "bn":
+                variants["you computed the step's gradient in evaluation mode; in training BN uses the "
+                         "batch's statistics, so take the step in training mode (moved.train())"] = \
+                    _input_shift_ref(model, x, y, lr, index, train=False)
+            for message, values in variants.items():
+                if all(math.isclose(float(g), e, rel_tol=1e-5, abs_tol=1e-10) for g, e in zip(got_t, values)):
+                    raise CheckFailed(message)
+            net = "the BN network" if norm else "the network without BN"
+            _compare_numbers(expected, tuple(float(g) for g in got_t),
+                             f"{what} for {net}, nonlinearity {index}")
+    _passed("input_shift is correct: the mean and std shifts match a hand-made step for an MLP with and "
+            "without BN, at two nonlinearities, and the model is left as it was")
+
+
+def _fake_histories(seed: int = 0):
+    """Two runs with a noisy decreasing loss and landscape probes every 10 steps."""
+    from types import SimpleNamespace
+
+    import numpy as np
+
+    g = torch.Generator().manual_seed(seed)
+    hists = []
+    for run in range(2):
+        steps = 60 + 20 * run
+        loss = (2.0 * torch.exp(-torch.arange(steps, dtype=torch.float64) / 30)
+                + 0.3 * torch.rand(steps, generator=g, dtype=torch.float64)).numpy()
+        probe_steps = list(range(0, steps, 10))
+        probes = [{"grad_predictiveness": float(torch.rand(1, generator=g)) + 0.1,
+                   "loss_variation": float(torch.rand(1, generator=g)) + 0.1,
+                   "beta_smoothness": float(torch.rand(1, generator=g)) + 0.1} for _ in probe_steps]
+        hists.append(SimpleNamespace(loss=loss, probe_steps=np.asarray(probe_steps), probes={"landscape": probes}))
+    return hists
+
+
+def _against_loss_ref(hists, key="grad_predictiveness", window=20, shift=0, smooth=True):
+    import numpy as np
+
+    from ..plot import smooth as smooth_fn
+
+    xs, ys = [], []
+    for h in hists:
+        s = smooth_fn(h.loss, window) if smooth else np.asarray(h.loss, dtype=float)
+        for step, d in zip(h.probe_steps, h.probes["landscape"]):
+            xs.append(s[min(max(int(step) + shift, 0), len(s) - 1)])
+            ys.append(d[key])
+    return np.array(xs), np.array(ys)
+
+
+def check_against_loss(fn: Callable) -> None:
+    r"""Check ``fn(hists, key="grad_predictiveness", window=20) -> (losses, values)`` (the chapter
+    *landscape*, exercise ``landscape-ex-equal-loss``): for every run and every landscape probe of
+    it, the training loss at the probe's step, smoothed with ``bnutils.plot.smooth(h.loss, window)``,
+    and the probe's ``key``, as two arrays of the same length, runs one after the other."""
+    import numpy as np
+
+    what = "your against_loss"
+    hists = _fake_histories()
+    takes_key, takes_window = _accepts(fn, "key", 1), _accepts(fn, "window", 2)
+    for key in ("grad_predictiveness", "loss_variation"):
+        for window in (1, 5):
+            kwargs = {}
+            if takes_key:
+                kwargs["key"] = key
+            elif key != "grad_predictiveness":
+                raise CheckFailed(f"{what} should take the probe's quantity as an argument, key")
+            if takes_window:
+                kwargs["window"] = window
+            out = _call(fn, what, hists, **kwargs)
+            if not isinstance(out, (tuple, list)) or len(out) != 2:
+                raise CheckFailed(f"{what} should return two arrays (losses, values), got {type(out).__name__}")
+            try:
+                xs, ys = (np.asarray(v, dtype=float).ravel() for v in out)
+            except (TypeError, ValueError):
+                raise CheckFailed(f"{what} should return two arrays of numbers") from None
+            ex, ey = _against_loss_ref(hists, key, window if takes_window else 20)
+            if len(xs) != len(ex) or len(ys) != len(ey):
+                n_last = len(hists[-1].probe_steps)
+                hint = (" (only the last run's probes: collect the pairs of every run)"
+                        if len(xs) == n_last else "")
+                raise CheckFailed(f"{what} returned {len(xs)} losses and {len(ys)} values; expected one pair per "
+                                  f"probe, {len(ex)} for {len(hists)} runs{hint}")
+            if not np.allclose(ys, ey, rtol=1e-9):
+                for other in ("grad_predictiveness", "loss_variation", "beta_smoothness"):
+                    if other != key and np.allclose(ys, _against_loss_ref(hists, other)[1]):
+                        raise CheckFailed(f"{what}: asked for key={key!r} it returned the probes' {other!r}; "
+                                          "use d[key]")
+                raise CheckFailed(f"{what}: the values are not the probes' {key!r} in the order of the runs and "
+                                  "their probe steps")
+            if np.allclose(xs, ex, rtol=1e-9):
+                continue
+            if window > 1 and np.allclose(xs, _against_loss_ref(hists, key, window, smooth=False)[0]):
+                raise CheckFailed(f"{what} ignores window: pair each probe with the smoothed loss, "
+                                  "plot.smooth(h.loss, window)[step]")
+            for shift in (-1, 1):
+                if np.allclose(xs, _against_loss_ref(hists, key, window, shift=shift)[0]):
+                    raise CheckFailed(f"{what} reads the loss one step {'before' if shift < 0 else 'after'} the "
+                                      "probe; use the loss at the probe's own step, loss[step]")
+            i = int(np.nonzero(~np.isclose(xs, ex, rtol=1e-9))[0][0])
+            raise CheckFailed(f"{what}: loss of pair {i} wrong (window={window}): expected {_fmt(ex[i])}, "
+                              f"got {_fmt(xs[i])}")
+    _passed("against_loss is correct: every probe of every run is paired with the (smoothed) training loss at "
+            "its step")
+
+
+# Every public check takes points= and raises= (see _graded) and returns a CheckResult.
+for _name in [n for n in __all__ if n.startswith("check_")]:
+    globals()[_name] = _graded(globals()[_name])
+del _name
+
+#: The checks by name, for the grader (``bnutils.teaching.grade``) and the exercises' metadata.
+CHECKS: dict[str, Callable] = {n: globals()[n] for n in __all__ if n.startswith("check_")}
