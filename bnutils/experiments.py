@@ -100,8 +100,14 @@ class Experiment:
 
     @property
     def seed(self) -> int:
-        """``train.seed`` seeds both the initialisation and the training (plus ``seed_offset``)."""
+        """``train.seed``, the chapter's seed (see :attr:`run_seed`)."""
         return self.train.seed
+
+    @property
+    def run_seed(self) -> int:
+        """The seed the run uses, for its initialisation, batch order and probes: ``train.seed +
+        seed_offset``."""
+        return self.train.seed + self.seed_offset
 
     def with_seed(self, seed: int) -> "Experiment":
         return replace(self, train=replace(self.train, seed=seed))
@@ -179,7 +185,7 @@ def _run(exp: Experiment, version: str, device: str, dtype: str = "float32", pla
     cache key)."""
     dev = _config.device() if device == "auto" else device
     data = _on_device(exp.data, str(dev), dtype)
-    seed = exp.train.seed + exp.seed_offset
+    seed = exp.run_seed
     _config.seed_exactly(seed)
     model = build_model(exp.model, data.in_shape, data.out_features).to(device=dev, dtype=DTYPES[dtype])
     loss_fn = loss_function(exp.train.loss)
@@ -232,7 +238,7 @@ def trained_model(exp: Experiment, dtype: str = "float32", device: str | torch.d
         raise RuntimeError(f"the run diverged at step {hist.diverged_at} and kept no weights"
                            if hist.diverged else "the run kept no weights")
     data = load_data(exp.data)
-    _config.seed_exactly(exp.train.seed + exp.seed_offset)  # the same modules as the run built
+    _config.seed_exactly(exp.run_seed)  # the same modules as the run built
     model = build_model(exp.model, data.in_shape, data.out_features)
     model.load_state_dict(hist.state)
     return hist, model.to(device=device, dtype=DTYPES[dtype]).train()
