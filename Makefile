@@ -10,9 +10,10 @@ JB_SMOKE := _build/smoke
 
 # jupyter-cache re-executes a notebook only when its cells change, not when bnutils does: drop a
 # build's execution cache (and Sphinx's doctrees, or unchanged pages are not even re-read) when
-# the package's code version differs from the one it was built with.
+# the package's source (bnutils.experiments.package_version: every file, plotting and checks
+# included) differs from the one it was built with.
 define fresh-cache
-v=$$($(BIN)/python -c "from bnutils.experiments import code_version; print(code_version())"); \
+v=$$($(BIN)/python -c "from bnutils.experiments import package_version; print(package_version())"); \
 f=$(1)/_build/.bnutils-version; \
 if [ "$$(cat $$f 2>/dev/null)" != "$$v" ]; then rm -rf $(1)/_build/.jupyter_cache $(1)/_build/.doctrees; fi; \
 mkdir -p $(1)/_build && echo $$v > $$f

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import ast
 import importlib
 import os
 import warnings
@@ -116,12 +117,46 @@ class Experiment:
         return self.model.norm or "standard"
 
 
+def result_modules() -> tuple[str, ...]:
+    """The modules of ``bnutils`` a run can execute: this one, every probe's module, and what
+    they import from the package (read from their ``import`` statements, so it cannot drift).
+    Drawing, the claims ledger, the theory checks and the teaching tools are not among them:
+    editing them keeps every cached run."""
+    todo = ["__init__", "experiments"] + [PROBES[k].split(":")[0].split(".")[1] for k in PROBES]
+    seen: set[str] = set()
+    while todo:
+        name = todo.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        for node in ast.walk(ast.parse((PACKAGE_DIR / f"{name}.py").read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                todo += [node.module.split(".")[0]] if node.module else [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("bnutils."):
+                todo.append(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                todo += [a.name.split(".")[1] for a in node.names if a.name.startswith("bnutils.")]
+    return tuple(sorted(seen))
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """A hash of every source file of ``bnutils``: part of every cache key."""
+    """A hash of the source of :func:`result_modules`, the code that can change a result: part
+    of every cache key."""
     h = hashlib.sha256()
-    for path in sorted(PACKAGE_DIR.glob("*.py")):
-        h.update(path.name.encode())
+    for name in result_modules():
+        h.update(name.encode())
+        h.update((PACKAGE_DIR / f"{name}.py").read_bytes())
+    return h.hexdigest()[:16]
+
+
+def package_version() -> str:
+    """A hash of every source file of ``bnutils``, subpackages included: what a notebook's output
+    can depend on (figures, claims, self-checks). The Makefile drops jupyter-cache's executed
+    notebooks when it changes, since jupyter-cache only notices changes to the notebooks."""
+    h = hashlib.sha256()
+    for path in sorted(PACKAGE_DIR.rglob("*.py")):
+        h.update(str(path.relative_to(PACKAGE_DIR)).encode())
         h.update(path.read_bytes())
     return h.hexdigest()[:16]
 

@@ -185,3 +185,24 @@ def test_the_publishing_cache_is_keyed_like_the_local_one():
     wf = (ROOT / ".github/workflows/book.yml").read_text()
     assert "_build/cache" in wf
     assert "BNBOOK_SCALE" not in wf or "book" in wf
+
+
+
+def test_code_version_hashes_only_what_can_change_a_result():
+    """Editing a figure's style, a claim's sentence or a teaching check keeps every cached run:
+    the hash covers the modules a run can execute, and a fresh interpreter that imports the
+    experiment path and every probe loads no other module of the package."""
+    import subprocess
+    import sys
+
+    mods = E.result_modules()
+    assert {"experiments", "train", "models", "norms", "data", "config", "metrics", "landscape",
+            "spectrum", "hessian", "state"} <= set(mods)
+    assert not {"plot", "claims", "checks", "student", "theory"} & set(mods)
+    code = (
+        "import sys, importlib, bnutils.experiments as E; "
+        "[E._resolve(k) for k in E.PROBES]; "
+        "print(sorted(m.split('.')[1] for m in sys.modules if m.startswith('bnutils.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert set(eval(out.stdout)) <= set(mods), (out.stdout, mods)
