@@ -134,18 +134,36 @@ def build(variant: str, log_dir: Path) -> dict:
     fails = failures(dest)
     executed = len(list((dest / "_build" / "jupyter_execute").rglob("*.ipynb")))
     return {"variant": variant, "env": VARIANTS[variant], "returncode": rc, "seconds": round(seconds, 1),
-            "chapters_executed": executed, "failures": fails}
+            "chapters_executed": executed, "failures": fails, "claims": ledger(dest / "cache" / "book" / "claims")}
+
+
+def ledger(folder: Path) -> dict:
+    """What the chapters' claims ledgers (bnutils.claims) recorded in one variant's build: counts by
+    status, and every claim that failed with its measured value and bound. A failed claim also
+    fails its cell (and is listed there); the ledger adds the number and the bound."""
+    counts, failed = {"holds": 0, "fails": 0, "waits": 0}, []
+    for path in sorted(folder.glob("*.json")):
+        for c in json.loads(path.read_text()):
+            counts[c["status"]] = counts.get(c["status"], 0) + 1
+            if c["status"] == "fails":
+                failed.append(f"{c['chapter']}.{c['id']}: {c['sentence']!r} measured {c['value']:.3g}, "
+                              f"bound low={c['low']} high={c['high']}")
+    return {"counts": counts, "failed": failed}
 
 
 def report(results: list[dict]) -> str:
     lines = ["# make book-robust", "",
-             "| variant | ATEN_CPU_CAPABILITY | seed offset | chapters | build exit | time | failing cells |",
-             "|---|---|---|---|---|---|---|"]
+             "| variant | ATEN_CPU_CAPABILITY | seed offset | chapters | build exit | time | failing cells "
+             "| claims held / failed / not checked |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in results:
+        n = r.get("claims", {}).get("counts", {})
         lines.append(f"| {r['variant']} | {r['env']['ATEN_CPU_CAPABILITY']} | {r['env']['BNBOOK_SEED_OFFSET']} "
                      f"| {r['chapters_executed']} | {r['returncode']} | {r['seconds'] / 60:.1f} min "
-                     f"| {len(r['failures'])} |")
+                     f"| {len(r['failures'])} | {n.get('holds', 0)} / {n.get('fails', 0)} / {n.get('waits', 0)} |")
     for r in results:
+        for c in r.get("claims", {}).get("failed", []):
+            lines.append(f"- **{r['variant']}**, claim {c}")
         for f in r["failures"]:
             lines.append(f"- **{r['variant']}**, `{f['chapter']}` cell {f['cell']}: {f['error']}: "
                          f"`{f['line']}` {f['message']}")

@@ -103,3 +103,21 @@ def test_default_folder_sits_beside_the_experiment_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("BNBOOK_CLAIMS", raising=False)
     monkeypatch.setenv("BNBOOK_CACHE", str(tmp_path / "cache"))
     assert C.claims_dir("book") == tmp_path / "cache" / "book" / "claims"
+
+
+def test_book_robust_reports_the_ledgers_failed_claims(ledger_dir):
+    """bench/robust.py lists every claim that failed in a variant's build, with its number."""
+    from bench import robust
+
+    led = C.Ledger("ics")
+    led.claim("fine", "holds", 3.0, above=2)
+    led.claim("later", "waits", 0.0, above=2, scales=("book",))
+    with pytest.raises(C.ClaimFailed):
+        led.claim("ratio", "BN drifts at least twice less", 1.5, above=2)
+    got = robust.ledger(ledger_dir)
+    assert got["counts"] == {"holds": 1, "fails": 1, "waits": 1}
+    assert got["failed"] == ["ics.ratio: 'BN drifts at least twice less' measured 1.5, bound low=2.0 high=None"]
+    text = robust.report([{"variant": "avx2", "env": {"ATEN_CPU_CAPABILITY": "avx2", "BNBOOK_SEED_OFFSET": "2000"},
+                           "chapters_executed": 7, "returncode": 1, "seconds": 60.0, "failures": [],
+                           "claims": got}])
+    assert "| 1 / 1 / 1 |" in text and "- **avx2**, claim ics.ratio" in text
