@@ -58,10 +58,13 @@ class Claim:
     scale: str  # the scale of this build
     seed_offset: int
     status: str  # HOLDS, FAILS or WAITS
+    condition: bool = False  # a claim without a number (Ledger.check): value 1 = true, 0 = false
 
     @property
     def bound(self) -> str:
         """The bound in words a table can show: ``> 2``, ``<= 0``, ``in (0.67, 1.5)``."""
+        if self.condition:
+            return "true"
         lo, hi = self.low, self.high
         if lo is not None and hi is not None:
             l, r = ("[", "]") if self.inclusive else ("(", ")")
@@ -77,6 +80,9 @@ class Claim:
         return self.status
 
     def message(self) -> str:
+        if self.condition:
+            return (f"claim {self.chapter}.{self.id} ({self.sentence!r}) is false here "
+                    f"(scale {self.scale}, seed offset {self.seed_offset})")
         return (f"claim {self.chapter}.{self.id} ({self.sentence!r}): measured {_fmt(self.value)}, "
                 f"which is not {self.bound} (scale {self.scale}, seed offset {self.seed_offset})")
 
@@ -127,7 +133,7 @@ class Ledger:
         self._write()
 
     def claim(self, id: str, sentence: str, value, *, above=None, below=None, at_least=None,
-              at_most=None, between=None, scales=SCALES, glue: bool = True) -> float:
+              at_most=None, between=None, scales=SCALES, glue: bool = True, _condition: bool = False) -> float:
         """Check ``value`` against one bound, glue it as ``id`` and record it; returns the value.
 
         ``above``/``below`` are strict, ``at_least``/``at_most`` inclusive, ``between=(lo, hi)``
@@ -168,7 +174,7 @@ class Ledger:
         checked = scale in scales
         status = (HOLDS if ok else FAILS) if checked else WAITS
         c = Claim(self.chapter, id, sentence, value, low, high, not strict, tuple(scales), scale,
-                  _config.seed_offset(), status)
+                  _config.seed_offset(), status, _condition)
         self.claims[id] = c
         self._write()
         if glue:
@@ -184,7 +190,8 @@ class Ledger:
     def check(self, id: str, sentence: str, condition: bool, *, scales=SCALES) -> bool:
         """A claim with no number (``every seed``, ``no run diverges``): recorded as 1 (holds) or
         0 (fails) against ``>= 1``, not glued."""
-        self.claim(id, sentence, 1.0 if bool(condition) else 0.0, at_least=1, scales=scales, glue=False)
+        self.claim(id, sentence, 1.0 if bool(condition) else 0.0, at_least=1, scales=scales, glue=False,
+                   _condition=True)
         return True
 
     def frame(self):
@@ -234,6 +241,7 @@ def frame(claims):
     """The claims as a table: chapter, id, sentence, value, bound, status."""
     import pandas as pd
 
-    rows = [dict(chapter=c.chapter, id=c.id, claim=c.sentence, value=_fmt(c.value), bound=c.bound,
+    rows = [dict(chapter=c.chapter, id=c.id, claim=c.sentence,
+                 value=("true" if c.value else "false") if c.condition else _fmt(c.value), bound=c.bound,
                  status=c.status_text) for c in claims]
     return pd.DataFrame(rows, columns=["chapter", "id", "claim", "value", "bound", "status"])

@@ -60,8 +60,10 @@ def test_a_claim_that_waits_for_book_scale_says_so(ledger_dir):
 def test_check_records_conditions_without_numbers(ledger_dir):
     led = C.Ledger("x")
     assert led.check("every_seed", "every seed", all([True, True]))
-    with pytest.raises(C.ClaimFailed):
+    with pytest.raises(C.ClaimFailed, match=r"claim x\.never \('no run diverges'\) is false here"):
         led.check("never", "no run diverges", False)
+    table = C.frame(C.load(["x"]))
+    assert list(table.value) == ["true", "false"] and set(table.bound) == {"true"}
 
 
 def test_bad_claims_get_clear_errors(ledger_dir):

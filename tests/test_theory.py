@@ -60,3 +60,50 @@ def test_lhs_is_autograd_through_torch_batch_norm():
 def test_identity_recovery(shape):
     y = torch.randn(*shape, dtype=torch.float64) * 5 - 3
     torch.testing.assert_close(identity_recovery(y), y)
+
+
+def test_descent_lemma_on_a_quadratic_is_exact_along_the_top_eigenvector():
+    # L(w) = 1/2 w^T A w with A = diag(4, 1): beta = 4; starting on the top eigenvector the loss
+    # along -g is exactly the lemma's bound, and elsewhere it lies below it
+    from torch import nn
+
+    from bnutils.theory import descent_bound, descent_lemma
+
+    class Quad(nn.Module):
+        def __init__(self, w):
+            super().__init__()
+            self.w = nn.Parameter(torch.tensor(w, dtype=torch.float64))
+
+        def forward(self, x):
+            return self.w
+
+    def loss(w, _):
+        return 0.5 * (4 * w[0] ** 2 + w[1] ** 2)
+
+    top = descent_lemma(Quad([1.0, 0.0]), None, None, loss_fn=loss, iters=200, tol=0.0)
+    assert top["beta"] == pytest.approx(4.0, rel=1e-6)
+    np.testing.assert_allclose(top["losses"], top["bound"], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(top["slack"], 1.0, rtol=1e-9)
+    mixed = descent_lemma(Quad([1.0, 1.0]), None, None, loss_fn=loss, iters=200, tol=0.0)
+    assert (mixed["losses"] <= mixed["bound"] + 1e-12).all() and (mixed["slack"][:-1] > 1).all()
+    assert descent_bound(2.0, 1.0, 4.0, [0.5])[0] == pytest.approx(2.0)  # no decrease promised at 2/beta
+
+
+def test_theorem_42_is_an_equality_without_eps_and_holds_up_to_eps():
+    from bnutils.theory import check_theorem_42, theorem42_instance
+
+    r = theorem42_instance(m=16, eps=1e-300, seed=3)
+    np.testing.assert_allclose(r["lhs"], r["rhs"], rtol=1e-8, atol=1e-14)
+    df = check_theorem_42(n_instances=8)
+    assert len(df) == 8 * 8
+    rel = (df["lhs"] - df["rhs"]).abs() / (df["rescaled"].abs() + df["correction"].abs())
+    assert rel.max() < 1e-3
+
+
+def test_theorem_42_has_both_terms():
+    # the left-hand side is the second derivative of the BN loss along its own gradient
+    from bnutils.theory import theorem42_instance
+
+    r = theorem42_instance(m=8, n_out=1, seed=4, eps=1e-300)
+    assert np.isfinite(r["lhs"]).all() and np.isfinite(r["rhs"]).all()
+    assert r["rescaled"][0] != 0.0 and r["correction"][0] != 0.0  # both terms are there
