@@ -61,19 +61,54 @@ book: setup
 	BNBOOK_SCALE=$(BNBOOK_SCALE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) --keep-going
 	@echo "The book is at file://$(abspath $(BOOK_OUT))/_build/html/index.html"
 
-## make test: unit tests, every notebook under nbval at smoke scale, a strict smoke-scale build
+## make test: unit tests, every chapter under nbval at smoke scale (one execution per chapter, which
+## is also the student-copy check and feeds the strict build), a strict smoke-scale build, browser tests.
+## Two pytest-xdist workers (TEST_JOBS=2; TEST_JOBS=0 runs in one process): a notebook stays in one
+## worker (--dist loadfile) and the chapters in AFTER (the summary reads every chapter's claims
+## ledger) run when the others are done. `make bench-book` times each part (unit, notebooks,
+## book-smoke-build: the build alone, browser-run: the browser tests alone).
+TEST_JOBS ?= 2
+XDIST = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
+# unit tests: balanced test by test (a few end-to-end tests in one file take minutes each)
+XDIST_UNIT = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist worksteal)
+CHECK ?= _build/check/smoke
+NBVAL = BNBOOK_SCALE=smoke $(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider -p bnutils.teaching.checked_plugin
+AFTER := summary
+CHAPTER_NBS := $(filter-out $(AFTER:%=book/%.ipynb),$(sort $(wildcard book/*.ipynb)))
+
 test: unit notebooks student-check book-smoke browser
 
 unit: setup
-	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "not chapters"
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "not chapters" $(XDIST_UNIT) --durations=15
 
-notebooks: setup
-	BNBOOK_SCALE=smoke $(BIN)/python -m pytest --nbval-lax -q book
+## make notebooks (= make student-check): each chapter's checked copy (bnutils.teaching.checked: its
+## student copy with the reference solutions put back after the stubs, i.e. the chapter's code in its
+## order with the stubs between) under nbval (--nbval-lax: every cell runs, the chapter's own
+## assertions hold); the same run checks that the copy runs up to its first exercise, that stubs raise
+## only NotImplementedError and that every self-check passes, and writes the executed chapters to
+## $(CHECK)/executed for the strict build.
+notebooks student-check: $(CHECK)/.done
 
-book-smoke: setup
+$(CHECK)/.done: setup FORCE
+	@rm -f $@
+	$(BIN)/python -m bnutils.teaching.checked copies book/*.ipynb --out $(CHECK)
+	$(NBVAL) $(XDIST) $(patsubst book/%,$(CHECK)/%,$(CHAPTER_NBS))
+	$(NBVAL) $(AFTER:%=$(CHECK)/%.ipynb)
+	@touch $@
+
+## make book-smoke: the strict build (-W -n) at smoke scale; the chapters the tests just executed
+## (same code, same package version) come from $(CHECK)/executed through the build's jupyter-cache
+book-smoke: setup notebooks
+	@$(MAKE) --no-print-directory book-smoke-build
+
+book-smoke-build: setup
 	@$(call fresh-cache,$(JB_SMOKE))
+	BNBOOK_SCALE=smoke $(BIN)/python -m bnutils.teaching.checked cache $(CHECK)/executed --build $(JB_SMOKE)
 	BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --path-output $(JB_SMOKE) -W -n --keep-going
 	@echo "Smoke-scale book: file://$(CURDIR)/$(JB_SMOKE)/_build/html/index.html"
+
+.PHONY: FORCE student-check book-smoke-build browser-run
+FORCE:
 
 ## make book-robust: the book at `book` scale under each CPU kernel variant this CPU can be forced to
 ## (ATEN_CPU_CAPABILITY default / avx2 / avx512, with MKL's and oneDNN's instruction sets), each with
@@ -100,12 +135,6 @@ student: setup
 	$(BIN)/python -m bnutils.teaching.student $(if $(CHAPTER),book/$(CHAPTER).ipynb,book/*.ipynb) --out _build/student
 	@echo "Student copies: $(CURDIR)/_build/student (hand out with the bnutils package: pip install -e .)"
 
-## make student-check: each chapter's student copy runs up to its first exercise and, with the
-## reference solutions put back, passes every self-check (executes every chapter at smoke scale)
-.PHONY: student-check
-student-check: setup
-	BNBOOK_SCALE=smoke $(BIN)/python -m pytest -q -m chapters tests/test_student.py
-
 ## make grade SUBMISSIONS=dir [CHAPTER=batchnorm] [TIMEOUT=60] [JOBS=2]: grade a folder of submitted
 ## notebooks (<student>.ipynb or <student>/.../<chapter>.ipynb) at smoke scale, each in its own process,
 ## against the reference checks: _build/grades/grades.csv, feedback/<student>.html, summary.md
@@ -124,17 +153,21 @@ CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
 TEX_PACKAGES := texlive-latex-recommended texlive-latex-extra texlive-fonts-recommended texlive-xetex \
-	texlive-plain-generic latexmk xindy fonts-freefont-otf tex-gyre lmodern
+	texlive-plain-generic latexmk xindy fonts-freefont-otf tex-gyre lmodern texlive-lang-cjk texlive-lang-chinese fonts-noto-cjk
 PDF_SCALE ?= book
 
 browser-deps:
 	@test -x $(CHROMIUM) && fc-list :lang=zh | grep -q . || { $(SUDO) apt-get update -q && $(APT_INSTALL) chromium fonts-noto-cjk; }
 
 browser: setup book-smoke
+	@$(MAKE) --no-print-directory browser-run
+
+browser-run: setup
 	BNBOOK_HTML=$(CURDIR)/$(JB_SMOKE)/_build/html $(BIN)/python -m pytest -q tests/browser
 
 pdf-deps:
 	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v xindy >/dev/null \
+	  && kpsewhich xeCJK.sty ctexhook.sty >/dev/null && fc-list :lang=zh | grep -q "CJK SC" \
 	  || { $(SUDO) apt-get update -q && $(APT_INSTALL) $(TEX_PACKAGES); }
 
 pdf: setup pdf-deps

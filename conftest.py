@@ -1,9 +1,19 @@
 """Notebooks must stand alone: when pytest collects several notebooks (``make test`` runs them
 under nbval), their order is shuffled so that none relies on files another one left behind.
-The cells of one notebook keep their order. Set ``BNBOOK_SHUFFLE_SEED`` to replay an order."""
+The cells of one notebook keep their order. Set ``BNBOOK_SHUFFLE_SEED`` to replay an order (the
+seed is chosen before pytest-xdist starts its workers, which inherit it and so collect one order).
+
+The checked copies of the chapters (``make notebooks``: nbval over each chapter's student copy with
+its solutions put back) are also the student-copy check: ``bnutils.teaching.checked_plugin``."""
 
 import os
 import random
+
+pytest_plugins = ["bnutils.teaching.checked_plugin"]
+
+
+def pytest_configure(config):
+    _seed()
 
 
 def pytest_report_header(config):

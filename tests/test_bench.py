@@ -62,6 +62,7 @@ def test_gpu_script_runs_tiny_on_the_cpu(tmp_path):
         assert FIELDS <= set(r)
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("options", [[], ["--jobs", "2", "--autocast", "bfloat16", "--channels-last", "--compile", "aot_eager"]],
                          ids=["serial", "parallel-bf16-cl-compiled"])
 def test_santurkar_suite_runs_end_to_end_tiny(tmp_path, options):
@@ -193,6 +194,7 @@ def test_gpu_book_runs_a_real_chapter(tmp_path):
     assert chapter["status"] == "ok" and "summary_n_claims" in chapter["glue"]
 
 
+@pytest.mark.e2e
 def test_gpu_session_script_runs_tiny_on_the_cpu(tmp_path):
     """bench/gpu_session.sh end to end on the CPU: one chapter, both suites at --tiny, the summary."""
     env = {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path), "PY": sys.executable, "DEVICE": "cpu", "SCALE": "smoke",

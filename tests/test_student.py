@@ -2,7 +2,9 @@
 the reference solutions put back pass every self-check.
 
 The generated-notebook tests always run. The real-chapter tests are parametrised over
-book/*.ipynb and skip a chapter that has no exercises yet (a placeholder)."""
+book/*.ipynb and skip a chapter that has no exercises yet (a placeholder). The chapters themselves
+are executed by `make notebooks` (= `make student-check`): nbval over each chapter's checked copy
+(bnutils.teaching.checked), which is the student copy with the solutions put back."""
 
 from __future__ import annotations
 
@@ -17,6 +19,7 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from bnutils import student
 from bnutils.student import STUB_TAG, exercises, solution_blocks, student_copy
+from bnutils.teaching.checked import check_cell, chapter_with_outputs, checked_copy
 
 ROOT = Path(__file__).resolve().parents[1]
 CHAPTERS = sorted((ROOT / "book").glob("*.ipynb"))
@@ -262,6 +265,7 @@ def execute_with_solutions_back(original, stud, cwd, check_stub_fails=False):
 
 def test_sample_runs_and_solutions_pass_self_checks(tmp_path, monkeypatch):
     monkeypatch.setenv("BNBOOK_SCALE", "smoke")
+    monkeypatch.setenv("BNBOOK_CLAIMS", "off")  # a student copy's run never writes a ledger
     nb = sample_notebook()
     assert execute_with_solutions_back(nb, student_copy(nb), tmp_path, check_stub_fails=True) == 2
 
@@ -321,9 +325,122 @@ def test_chapter_exercises_have_points_and_checks(path):
         assert spec.target in ns
 
 
-@pytest.mark.chapters  # executes every chapter: `make student-check` (part of `make test`) runs these
 @pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
-def test_chapter_student_copy_runs_and_solutions_pass(path, monkeypatch):
-    nb = _chapter(path)
-    monkeypatch.setenv("BNBOOK_SCALE", "smoke")
-    execute_with_solutions_back(nb, student_copy(nb), path.parent)
+def test_chapter_checked_copy_is_the_chapter_with_stubs(path):
+    """`make notebooks` executes each chapter once, as its checked copy under nbval (the student
+    copy with the solutions put back), and the strict build reuses that execution: so the copy's
+    code, stubs left out, must be the chapter's code in order (checked_copy raises otherwise), and
+    everything before the first exercise is the chapter's own."""
+    nb = nbformat.read(path, as_version=4)
+    checked = checked_copy(nb, path.stem, f"book/{path.name}")
+    code = [c for c in checked.cells if c.cell_type == "code"]
+    stubs = [i for i, c in enumerate(checked.cells) if c.metadata.get("bnbook_check") == "stub"]
+    assert len(stubs) == sum(STUB_TAG in c.metadata.get("tags", []) for c in student_copy(nb).cells)
+    first = min((e.cell for e in exercises(checked)), default=len(checked.cells))
+    assert all(i > first for i in stubs), "a stub before the first exercise"
+    assert all("raises-exception" in checked.cells[i].metadata["tags"] for i in stubs)
+    assert checked.metadata["bnbook"]["checked_copy_of"] == f"book/{path.name}"
+    executed = copy.deepcopy(checked)
+    for n, c in enumerate(code):
+        c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"out {n}\n")]
+    executed.cells = [c if c.cell_type != "code" else code.pop(0) for c in checked.cells]
+    back = chapter_with_outputs(nb, executed)
+    assert [c.source for c in back.cells] == [c.source for c in nb.cells]
+    assert all(c.outputs for c in back.cells if c.cell_type == "code")
+
+
+def test_checked_copy_refuses_reordered_code():
+    nb = sample_notebook()
+    nb.cells.insert(9, new_code_cell("y = bn_forward(x, 1.0, 0.0)", metadata={"tags": ["student-keep"]}))
+    checked_copy(nb, "sample")  # a kept cell after the solution's code: the chapter's order
+    extra = next(i for i, c in enumerate(nb.cells) if "LEAKED-EXTRA-CELL" in c.source)
+    nb.cells.insert(extra, new_code_cell("z = 1", metadata={"tags": ["student-keep"]}))  # between two solution cells
+    with pytest.raises(ValueError, match="not the chapter's code in its order"):
+        checked_copy(nb, "sample")
+
+
+def test_check_cell():
+    stub = new_code_cell("", metadata={"bnbook_check": "stub"})
+    check = new_code_cell("checks.check_x(f)", metadata={"bnbook_check": "self-check"})
+    err = nbformat.v4.new_output("error", ename="NotImplementedError", evalue="write it", traceback=[])
+    check_cell(stub, [err])
+    check_cell(stub, [])
+    with pytest.raises(AssertionError, match="only NotImplementedError"):
+        check_cell(stub, [nbformat.v4.new_output("error", ename="NameError", evalue="x", traceback=[])])
+    check_cell(check, [nbformat.v4.new_output("stream", name="stdout", text="✓ bn_forward matches\n")])
+    with pytest.raises(AssertionError, match="printed no pass"):
+        check_cell(check, [nbformat.v4.new_output("stream", name="stdout", text="hm\n")])
+
+
+def test_checked_copy_of_sample_under_nbval(tmp_path):
+    """The sample chapter's checked copy under nbval, with the plugin, as `make notebooks` runs the
+    chapters: it passes, and the chapter is written with its outputs, stamped, for the build's cache;
+    a broken reference solution fails its self-check's item and writes nothing."""
+    import subprocess
+    import sys
+
+    from bnutils.teaching import checked as checked_module
+
+    book = tmp_path / "book"
+    book.mkdir()
+    nb = sample_notebook()
+    nbformat.write(nb, book / "sample.ipynb")
+    broken = sample_notebook()
+    broken.cells[8].source = broken.cells[8].source.replace("x.var(0, unbiased=False)", "x.var(0) * 2")
+    nbformat.write(broken, book / "broken.ipynb")
+    out = tmp_path / "check"
+    assert checked_module.main(["copies", str(book / "sample.ipynb"), str(book / "broken.ipynb"),
+                                "--out", str(out)]) == 0
+    env = dict(os.environ, BNBOOK_SCALE="smoke", BNBOOK_CLAIMS="off", PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p",
+                           "bnutils.teaching.checked_plugin", "--nbval-lax", "--rootdir", str(tmp_path),
+                           str(out / "sample.ipynb"), str(out / "broken.ipynb")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    assert "1 failed" in proc.stdout and "broken.ipynb::Cell 4" in proc.stdout, proc.stdout
+    assert not (out / "executed" / "broken.ipynb").exists()
+    done = nbformat.read(out / "executed" / "sample.ipynb", as_version=4)
+    assert [c.source for c in done.cells] == [c.source for c in nb.cells]  # the chapter, not the copy
+    assert done.metadata["bnbook_executed"]["scale"] == "smoke"
+    outs = {c.source: "".join(o.get("text", "") for o in c.outputs) for c in done.cells if c.cell_type == "code"}
+    assert "✓" in outs["checks.check_batchnorm_forward(bn_forward)"]
+    assert outs["leaked_rate = 0.5\nprint(leaked_rate * 2)"] == "1.0\n"
+
+
+def test_grading_never_writes_a_ledger(tmp_path, monkeypatch):
+    """A graded submission is a partial run of a chapter: the grader runs with BNBOOK_CLAIMS=off."""
+    from bnutils.teaching.grade import grade
+
+    monkeypatch.delenv("BNBOOK_CLAIMS", raising=False)
+    (tmp_path / "subs").mkdir()
+    grade(tmp_path / "subs", tmp_path / "out", chapter="batchnorm", jobs=1, quiet=True)
+    assert os.environ["BNBOOK_CLAIMS"] == "off"
+
+
+def test_executed_chapters_feed_the_builds_jupyter_cache(tmp_path):
+    """What `make book-smoke-build` does with the chapters `make notebooks` executed: each one
+    stamped with this scale and package version and with the chapter's code is added to the build's
+    jupyter-cache, where myst-nb's `execute_notebooks: cache` finds it (the same match) and takes
+    its outputs; one from another scale or package version is not added."""
+    from jupyter_cache import get_cache
+
+    from bnutils.teaching.checked import cache_executed, package_version
+
+    path = CHAPTERS[0]
+    nb = nbformat.read(path, as_version=4)
+    done = copy.deepcopy(nb)
+    for n, c in enumerate(c for c in done.cells if c.cell_type == "code"):
+        c.outputs = [nbformat.v4.new_output("stream", name="stdout", text=f"out {n}\n")]
+    executed = tmp_path / "executed"
+    executed.mkdir()
+    for scale, version in (("book", package_version()), ("smoke", "another version")):
+        done.metadata["bnbook_executed"] = {"scale": scale, "package_version": version, "seconds": 1.0}
+        nbformat.write(done, executed / path.name)
+        assert cache_executed(executed, tmp_path / "build", "smoke") == []
+    done.metadata["bnbook_executed"] = {"scale": "smoke", "package_version": package_version(), "seconds": 1.0}
+    nbformat.write(done, executed / path.name)
+    assert cache_executed(executed, tmp_path / "build", "smoke") == [path.stem]
+    cache = get_cache(tmp_path / "build" / "_build" / ".jupyter_cache")
+    _, merged = cache.merge_match_into_notebook(nbformat.read(path, as_version=4))  # as myst-nb does
+    outs = [o.text for c in merged.cells if c.cell_type == "code" for o in c.outputs]
+    assert outs[0] == "out 0\n" and len(outs) == sum(c.cell_type == "code" for c in nb.cells)

@@ -364,6 +364,8 @@ def grade(submissions: Path, out: Path, chapter: str | None = None, jobs: int | 
     from . import checks as checks_module
 
     checks = dict(checks_module.CHECKS)  # the grader's own references, taken before any student code
+    # a submission is a partial run of a chapter: it must never replace the chapter's claims ledger
+    os.environ["BNBOOK_CLAIMS"] = "off"  # (bnutils.claims; the children inherit it)
     book = Path(book) if book else ROOT / "book"
     out = Path(out).resolve()  # absolute: each child changes into its own scratch folder
     out.mkdir(parents=True, exist_ok=True)
