@@ -18,6 +18,14 @@ local patch for pydata/pydata-sphinx-theme#2451, explained in the file).
 inline node with the class ``language-zh``, which docutils' HTML writer turns into the ``lang``
 attribute) and set in a CJK font where one is installed (``static/readers.css``, which also keeps figures in
 proportion on narrow screens).
+
+5. Figure captions from the cells' ``mystnb.figure`` metadata (issue 18) wrap only figures. myst-nb
+1.4 wraps *every* display output of a captioned cell in its own figure with the same caption, so a
+cell that also shows a value (a dict, a DataFrame) gets a captioned "figure" of text, and a cell
+that draws two figures gets the caption twice. ``caption_figures_only`` unwraps the outputs without
+an image and merges a cell's images into one figure with one caption. Checked by
+tests/test_readers.py::test_captions_wrap_figures_only and
+tests/browser/test_figures.py.
 """
 
 from __future__ import annotations
@@ -113,6 +121,42 @@ class MarkChinese(SphinxPostTransform):
             parent.replace(text, zh_runs(str(text)))
 
 
+def _mime_types(figure: nodes.figure) -> list[str]:
+    return [c.get("mime_type", "") for c in figure.findall(nodes.container) if c.get("mime_type")]
+
+
+def _is_output_figure(node) -> bool:
+    """A figure node myst-nb made around one display output of a code cell."""
+    return isinstance(node, nodes.figure) and any(
+        c.get("nb_element") == "mime_bundle" for c in node.children if isinstance(c, nodes.container))
+
+
+def _unwrap(figure: nodes.figure) -> None:
+    keep = [c for c in figure.children if not isinstance(c, (nodes.caption, nodes.legend))]
+    figure.replace_self(keep)
+
+
+def caption_figures_only(app, doctree) -> None:
+    """At doctree-read, before myst-nb picks each output's mime type (so every type is still there)."""
+    for figure in list(doctree.findall(_is_output_figure)):
+        if not any(m.startswith("image/") for m in _mime_types(figure)):
+            _unwrap(figure)  # a value the cell shows, not a figure: no caption
+    for parent in {f.parent for f in doctree.findall(_is_output_figure)}:
+        siblings = [c for c in parent.children if _is_output_figure(c)]
+        for earlier, later in zip(siblings, siblings[1:]):
+            cap = lambda f: "".join(c.astext() for c in f.children if isinstance(c, nodes.caption))
+            if cap(earlier) != cap(later) or earlier.parent is not later.parent:
+                continue
+            # one cell, several images, one caption: all images in the last figure, caption once
+            moved = [c for c in earlier.children if not isinstance(c, (nodes.caption, nodes.legend))]
+            for i, c in enumerate(moved):
+                earlier.remove(c)
+                later.insert(i, c)
+            later["ids"] = earlier["ids"] + later["ids"]
+            later["names"] = earlier["names"] + [n for n in later["names"] if n not in earlier["names"]]
+            earlier.parent.remove(earlier)
+
+
 def add_static(app, config) -> None:
     config.html_static_path.append(str(STATIC))
 
@@ -124,6 +168,7 @@ def setup(app):
     app.add_js_file("sidebar-toggles.js")
     app.add_css_file("readers.css")
     app.add_post_transform(MarkChinese)
+    app.connect("doctree-read", caption_figures_only)
     app.connect("build-finished", copy_mathjax)
     app.connect("html-page-context", dedupe_scripts, priority=900)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

@@ -76,8 +76,95 @@ def set_style() -> None:
             from matplotlib_inline.backend_inline import set_matplotlib_formats
 
             set_matplotlib_formats("retina")
+            _record_layout(get_ipython())
     except ImportError:  # plotting outside IPython: nothing to set
         pass
+
+
+# ----- layouts that stay legible on a phone ----------------------------------------------------
+#
+# A notebook figure is one PNG, shown at its own width or the page's, whichever is smaller: on a
+# 390 px phone the text column is about 360 CSS px wide. A row of four or five panels shrinks there
+# to 70-90 px a panel, with tick labels a few pixels high. ``panels`` keeps the grid a chapter asks
+# for (its ``axes[r, c]``) but lays it out at most ``MAX_COLS`` panels a row, each about
+# ``PANEL`` inches wide, so that every panel keeps at least PHONE_PANEL_PX CSS px on a phone;
+# tests/browser/test_figures.py measures it in Chromium at 390 px, from the panel count each
+# figure's output records (``panels_per_row``, below).
+MAX_COLS = 2
+PANEL = (3.4, 2.6)  # inches (100 CSS px an inch at figure.dpi 100)
+PHONE_PANEL_PX = 150
+
+
+def panels(nrows: int, ncols: int, panel: tuple[float, float] = PANEL, max_cols: int = MAX_COLS,
+           sharex=False, sharey=False, squeeze: bool = True):
+    """``plt.subplots(nrows, ncols)`` for a grid that must read on a phone: the same ``axes``
+    (indexed ``[r, c]`` as asked, squeezed like ``plt.subplots``), laid out with at most
+    ``max_cols`` panels a row (the logical grid read row by row), each ``panel`` (width, height)
+    inches. ``sharex``/``sharey``: False, True or "all", "row" or "col", over the logical grid.
+
+    >>> fig, axes = panels(1, 5)   # five histograms: three rows of two, the last alone
+    >>> axes.shape, [a.get_subplotspec().rowspan.start for a in axes]
+    ((5,), [0, 0, 1, 1, 2])
+    """
+    n = nrows * ncols
+    cols = max(1, min(max_cols, ncols, n))
+    rows = -(-n // cols)
+    fig = plt.figure(figsize=(cols * panel[0], rows * panel[1]))
+    spec = fig.add_gridspec(rows, cols)
+    grid = np.empty((nrows, ncols), dtype=object)
+    for k in range(n):
+        grid[k // ncols, k % ncols] = fig.add_subplot(spec[k // cols, k % cols])
+    for share, axis in ((sharex, "x"), (sharey, "y")):
+        if share in (False, None, "none"):
+            continue
+        for (r, c), ax in np.ndenumerate(grid):
+            lead = {"row": grid[r, 0], "col": grid[0, c]}.get(share, grid[0, 0])
+            if ax is not lead:
+                getattr(ax, f"share{axis}")(lead)
+    if not squeeze:
+        return fig, grid
+    if n == 1:
+        return fig, grid[0, 0]
+    if nrows == 1 or ncols == 1:
+        return fig, grid.ravel()
+    return fig, grid
+
+
+def panels_per_row(fig) -> int:
+    """The most panels side by side in ``fig`` (colour bars and twin axes not counted)."""
+    boxes = []
+    for ax in fig.get_axes():
+        if not ax.get_visible() or hasattr(ax, "_colorbar"):
+            continue
+        b = ax.get_position()
+        box = (round(b.x0, 3), round(b.y0, 3), round(b.x1, 3), round(b.y1, 3))
+        if box not in boxes:
+            boxes.append(box)
+    if not boxes:
+        return 0
+    return max(sum(1 for o in boxes if o[1] <= (b[1] + b[3]) / 2 <= o[3]) for b in boxes)
+
+
+def _record_layout(shell) -> None:
+    """Each figure a notebook shows records how many panels it has side by side in its output's
+    metadata (``image/png`` -> ``panels_per_row``), next to the width and height the retina PNG
+    records; myst-nb ignores the key, the phone-layout test reads it."""
+    from matplotlib.figure import Figure
+
+    formatter = shell.display_formatter.formatters["image/png"]
+    retina = formatter.lookup_by_type(Figure)
+    if getattr(retina, "records_layout", False):
+        return
+
+    def png(fig):
+        out = retina(fig)
+        data, meta = out if isinstance(out, tuple) else (out, {})
+        if data is None:
+            return None
+        return data, {**(meta or {}), "panels_per_row": panels_per_row(fig)}
+
+    png.records_layout = True
+    formatter.for_type(Figure, png)
 
 
 def color(norm) -> str:
@@ -239,3 +326,13 @@ def sweep_plot(ax, df, x: str, y: str, hue: str, log_x: bool = True, diverged_y=
     ax.set_xlabel(x)
     ax.set_ylabel(y)
     return ax
+
+
+def table(df, digits: int = 3, missing: str = "diverged", names: dict | None = None):
+    """``df`` as readers should see it: words for code names (``model.norm`` -> "normalization",
+    ``None`` -> "standard", ``"bn"`` -> "BN"), ``digits`` significant digits, ``missing``
+    ("diverged") for inf and NaN. Every DataFrame a chapter displays goes through it; see
+    :func:`bnutils.tables.readable`."""
+    from .tables import readable
+
+    return readable(df, digits=digits, missing=missing, names=names)

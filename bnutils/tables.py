@@ -1,0 +1,133 @@
+"""Tables for readers: every DataFrame a chapter shows goes through :func:`readable` (``plot.table``).
+
+It renames the columns, index levels and labels that are code (``model.norm``, ``train.lr``,
+``final_test_acc``, the norm ``None`` or ``"bn"``) to the words the text uses ("normalization",
+"learning rate", "test accuracy", "standard", "BN"), writes every number to a few significant
+digits (thousands separated, no trailing ``.0`` on whole numbers), and shows an infinite or missing
+value as a word ("diverged" by default; "not reached" where that is what it means) instead of
+``inf`` or ``NaN``. The result is a DataFrame of strings: it reads the same in the HTML book, the
+PDF (its ``text/plain``), JupyterLab and Colab.
+
+Not a run module: nothing here is part of an experiment's cache key.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+
+import numpy as np
+import pandas as pd
+
+# Column and index-level names: code -> words. Anything else is kept as it is.
+NAMES = {
+    "norm": "normalization",
+    "model.norm": "normalization",
+    "network": "normalization",
+    "train.lr": "learning rate",
+    "lr": "learning rate",
+    "train.batch_size": "batch size",
+    "model.init_scale": "initial scale (x Glorot)",
+    "model.act": "activation",
+    "model.arch": "network",
+    "train.steps": "steps",
+    "seed": "seed",
+    "final_loss": "final training loss",
+    "final_train_loss": "final training loss (full set)",
+    "final_test_loss": "final test loss",
+    "final_train_acc": "training accuracy",
+    "final_test_acc": "test accuracy",
+    "diverged": "share diverged",
+    "gap": "train - test accuracy",
+    "std": "sd",
+}
+# Normalisations as the book names them (plot.LABELS without TeX, which a table does not typeset).
+NORMS = {
+    "standard": "standard",
+    "bn": "BN",
+    "torch_bn": "BN (PyTorch)",
+    "noisy_bn": "noisy BN",
+    "noise": "noise, no BN",
+    "l1": "\u2113\u2081 norm",
+    "l2": "\u2113\u2082 norm",
+    "linf": "\u2113\u221e norm",
+    "layer": "LayerNorm",
+    "group": "GroupNorm",
+}
+# Index levels / columns whose missing label means "no normalization".
+NORM_LEVELS = {"norm", "model.norm", "network", "normalization"}
+
+
+def number(x, digits: int = 3, missing: str = "diverged", whole: bool = False) -> str:
+    """One value as text: ``digits`` significant digits (numbers of ``digits`` digits or more, and
+    every number when ``whole``, in full with thousands separators; scientific notation below
+    0.001), ``missing`` for inf and NaN, yes/no for booleans."""
+    if isinstance(x, (bool, np.bool_)):
+        return "yes" if x else "no"
+    if x is None or x is pd.NA or x is pd.NaT:
+        return missing
+    if not isinstance(x, numbers.Number):
+        return str(x)
+    x = float(x)
+    if not math.isfinite(x):
+        return missing
+    if x == 0:
+        return "0"
+    magnitude = math.floor(math.log10(abs(x)))
+    if magnitude >= digits - 1 or (whole and x == round(x)):
+        return f"{x:,.0f}"  # 42,941 and 27 (not 27.0), no digits past the decimal point
+    if magnitude >= -3:
+        return f"{x:.{digits - 1 - magnitude}f}"
+    return f"{x:.{digits - 1}e}"
+
+
+def label(value, level_name=None) -> str:
+    """An index or column label as text: a normalisation's name, a parameter with ``:g``."""
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "standard" if level_name in NORM_LEVELS else ""
+    if isinstance(value, str):
+        if level_name in NORM_LEVELS:  # "l2" is the l2 norm only where the level is the normalization
+            return NORMS.get(value, value)
+        return NAMES.get(value, value)
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if isinstance(value, numbers.Number):
+        return f"{float(value):,g}" if abs(float(value)) < 1e6 else f"{float(value):,.0f}"
+    return str(value)
+
+
+def _index(index: pd.Index, names: dict) -> pd.Index:
+    level_names = list(index.names)
+    words = [names.get(n, n) if n is not None else None for n in level_names]
+    if isinstance(index, pd.MultiIndex):
+        tuples = [tuple(label(v, n) for v, n in zip(t, level_names)) for t in index]
+        return pd.MultiIndex.from_tuples(tuples, names=words)
+    return pd.Index([label(v, level_names[0]) for v in index], name=words[0])
+
+
+def readable(df, digits: int = 3, missing: str = "diverged", names: dict | None = None) -> pd.DataFrame:
+    """``df`` (or a Series) for readers: words for code names, ``digits`` significant digits,
+    ``missing`` ("diverged") for inf and NaN. ``names`` adds or overrides renamings.
+
+    >>> readable(pd.DataFrame({"final_loss": [0.26634, float("inf")]},
+    ...                       index=pd.Index([None, "bn"], name="model.norm")))  # doctest: +NORMALIZE_WHITESPACE
+                  final training loss
+    normalization
+    standard                    0.266
+    BN                       diverged
+    """
+    if isinstance(df, pd.Series):
+        df = df.to_frame(name=df.name if df.name is not None else "value")
+    all_names = {**NAMES, **(names or {})}
+    out = df.copy().astype(object)
+    for j in range(df.shape[1]):
+        column = df.iloc[:, j]
+        values = pd.to_numeric(column, errors="coerce").to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
+        # a column of whole numbers (iterations, counts) is shown whole: 27, not 27.0
+        whole = column.dtype != bool and len(finite) > 0 and bool(np.all(finite == np.round(finite))) \
+            and bool(np.all(np.abs(finite) < 1e15))
+        out.iloc[:, j] = [number(v, digits, missing, whole) for v in column]
+    out.index = _index(df.index, all_names)
+    out.columns = _index(df.columns, all_names)
+    return out

@@ -1,0 +1,92 @@
+"""The book's figures as readers meet them, in headless Chromium (issue 18).
+
+Every image has a real alt text (never empty, never the file path myst-nb writes when a cell has
+none) and every figure a notebook draws sits in a <figure> with its caption. On a 390 px phone
+every figure keeps at least ``plot.PHONE_PANEL_PX`` (150) CSS px per panel: the measure is the
+image's rendered width divided by the panels it has side by side, which each figure output records
+(``panels_per_row`` in its ``image/png`` metadata, see ``bnutils.plot``) and the test reads from
+the build's executed notebooks (``_build/jupyter_execute``), matched by the image's file name
+(myst-nb names it by the SHA-256 of its bytes). Screenshots: ``_build/screenshots/figures-*.png``.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from readers_env import HTML, missing
+from test_book_html import CHAPTERS, open_page
+from test_readers_layout import open_at
+
+from bnutils import plot
+
+PATH_LIKE = re.compile(r"(^|[\s/\\])[\w.-]+\.(png|svg|jpe?g|gif|pdf)\b|^[./\\]|_images/|^data:", re.I)
+PHONE = 390
+
+
+def _images(page) -> list[dict]:
+    return page.evaluate(
+        """() => Array.from(document.querySelectorAll('article img')).map(img => {
+        const fig = img.closest('figure');
+        const r = img.getBoundingClientRect();
+        return {src: img.getAttribute('src') || '', alt: img.getAttribute('alt'),
+                output: img.closest('.cell_output') !== null,
+                caption: fig && fig.querySelector('figcaption') ? fig.querySelector('figcaption').textContent.trim() : null,
+                width: r.width, natural: img.naturalWidth, shown: r.width > 0 && r.height > 0};
+    })"""
+    )
+
+
+def _layouts() -> dict[str, int]:
+    """``{sha256 of a figure's PNG: panels side by side}`` from the build's executed notebooks."""
+    out = {}
+    for nb in (HTML.parent / "jupyter_execute").rglob("*.ipynb"):
+        for cell in json.loads(nb.read_text()).get("cells", []):
+            for o in cell.get("outputs", []):
+                png = o.get("data", {}).get("image/png")
+                if png:
+                    digest = hashlib.sha256(base64.b64decode(png)).hexdigest()
+                    out[digest] = o.get("metadata", {}).get("image/png", {}).get("panels_per_row")
+    return out
+
+
+@pytest.mark.parametrize("path", CHAPTERS or ["book/intro.html"])
+def test_figures_have_captions_and_alt_text(browser, book_url, path):
+    page, _ = open_page(browser, book_url, path)
+    images = _images(page)
+    for img in images:
+        where = f"{path}: <img src={img['src']!r}>"
+        assert img["alt"] and img["alt"].strip(), f"{where} has no alt text"
+        assert not PATH_LIKE.search(img["alt"]), f"{where} has a file path for alt text: {img['alt']!r}"
+        assert len(img["alt"].split()) >= 5, f"{where}: alt text too short to say anything: {img['alt']!r}"
+        if img["output"]:  # drawn by the notebook: a figure with its caption
+            assert img["caption"], f"{where} is not in a <figure> with a caption"
+    page.context.close()
+
+
+@pytest.mark.parametrize("path", CHAPTERS or ["book/intro.html"])
+def test_figures_legible_on_a_phone(browser, book_url, screenshots, path):
+    layouts = _layouts()
+    if not layouts:
+        missing(f"The executed notebooks next to {HTML} (jupyter_execute)", "build the book with jupyter-book")
+    page, errors = open_at(browser, book_url, path, PHONE)
+    narrow = []
+    for img in _images(page):
+        if not img["output"] or not img["shown"]:
+            continue
+        digest = Path(img["src"]).stem
+        assert digest in layouts, f"{path}: {img['src']} is not an output of the executed notebooks"
+        per_row = layouts[digest]
+        assert per_row, f"{path}: {img['src']} records no panels_per_row (plot.set_style not called?)"
+        if img["width"] / per_row < plot.PHONE_PANEL_PX:
+            narrow.append(f"{img['src']}: {per_row} panels in {img['width']:.0f} px")
+    if narrow:
+        page.locator("article").screenshot(path=str(screenshots / f"figures-phone-{Path(path).stem}.png"))
+    assert narrow == [], f"{path} at {PHONE} px: fewer than {plot.PHONE_PANEL_PX} px a panel: {narrow}"
+    assert errors == []
+    page.context.close()
