@@ -184,8 +184,27 @@ def test_gpu_book_stops_a_chapter_at_the_time_limit(toy_book):
     assert 15 <= saved["wall_s"] < 60
 
 
+def _seed_ledgers(folder):
+    """One claim for every chapter the summary reads, as if each had been executed at smoke scale
+    (the summary alone is the cheap real chapter these tests run)."""
+    from dataclasses import asdict
+
+    import yaml
+
+    from bnutils.claims import Claim
+
+    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
+    stems = [Path(c["file"]).name for part in toc["parts"] for c in part["chapters"]
+             if (ROOT / f'{c["file"]}.ipynb').exists() and Path(c["file"]).name != "summary"]
+    (folder / "smoke").mkdir(parents=True)
+    for stem in stems:
+        c = Claim(stem, "ok", "a claim", 1.0, 0.0, None, False, ("smoke",), "smoke", 0, "holds")
+        (folder / "smoke" / f"{stem}.json").write_text(json.dumps([asdict(c)]))
+    return str(folder)
+
+
 def test_gpu_book_runs_a_real_chapter(tmp_path):
-    env = {"PATH": "/usr/bin:/bin", "BNBOOK_PROGRESS": "0"}
+    env = {"PATH": "/usr/bin:/bin", "BNBOOK_PROGRESS": "0", "BNBOOK_CLAIMS": _seed_ledgers(tmp_path / "claims")}
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_book.py"), "summary", "--scale", "smoke",
                            "--device", "cpu", "--out", str(tmp_path)], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=300)
@@ -199,7 +218,8 @@ def test_gpu_session_script_runs_tiny_on_the_cpu(tmp_path):
     """bench/gpu_session.sh end to end on the CPU: one chapter, both suites at --tiny, the summary."""
     env = {"PATH": "/usr/bin:/bin", "OUT": str(tmp_path), "PY": sys.executable, "DEVICE": "cpu", "SCALE": "smoke",
            "TINY": "1", "BOOK_CHAPTERS": "summary", "PHASES": "book fast fp32",
-           "SUITE_FAST_ARGS": "--jobs 2"}  # joblib workers; the compiled, bf16 suite has its own test above
+           "SUITE_FAST_ARGS": "--jobs 2",  # joblib workers; the compiled, bf16 suite has its own test above
+           "BNBOOK_CLAIMS": _seed_ledgers(tmp_path / "claims")}
     proc = subprocess.run(["bash", str(ROOT / "bench" / "gpu_session.sh"), "400"], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
