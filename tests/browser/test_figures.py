@@ -45,8 +45,19 @@ def _images(page) -> list[dict]:
 def _layouts() -> dict[str, int]:
     """``{sha256 of a figure's PNG: panels side by side}`` from the build's executed notebooks."""
     out = {}
-    for nb in (HTML.parent / "jupyter_execute").rglob("*.ipynb"):
-        for cell in json.loads(nb.read_text()).get("cells", []):
+    notebooks = [json.loads(nb.read_text()) for nb in (HTML.parent / "jupyter_execute").rglob("*.ipynb")]
+    # myst-nb writes jupyter_execute/*.ipynb without outputs when jupyter-cache supplied them (it
+    # writes the notebook it read, not the merged one), so the executed notebooks of the build's
+    # jupyter-cache are read as well
+    if (HTML.parent / ".jupyter_cache").is_dir():
+        import nbformat
+        from jupyter_cache import get_cache
+
+        cache = get_cache(HTML.parent / ".jupyter_cache")
+        notebooks += [nbformat.writes(cache.get_cache_bundle(r.pk).nb) for r in cache.list_cache_records()]
+        notebooks = [json.loads(n) if isinstance(n, str) else n for n in notebooks]
+    for nb in notebooks:
+        for cell in nb.get("cells", []):
             for o in cell.get("outputs", []):
                 png = o.get("data", {}).get("image/png")
                 if png:
