@@ -97,14 +97,16 @@ $(CHECK)/.done: setup FORCE
 	@touch $@
 
 ## make book-smoke: the strict build (-W -n) at smoke scale; the chapters the tests just executed
-## (same code, same package version) come from $(CHECK)/executed through the build's jupyter-cache
+## (same code, same package version) come from $(CHECK)/executed through the build's jupyter-cache.
+## --all: every page is re-read, so no page keeps an earlier execution's outputs (a figure of
+## training *time* differs from one execution to the next)
 book-smoke: setup notebooks
 	@$(MAKE) --no-print-directory book-smoke-build
 
 book-smoke-build: setup
 	@$(call fresh-cache,$(JB_SMOKE))
 	BNBOOK_SCALE=smoke $(BIN)/python -m bnutils.teaching.checked cache $(CHECK)/executed --build $(JB_SMOKE)
-	BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --path-output $(JB_SMOKE) -W -n --keep-going
+	BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --path-output $(JB_SMOKE) -W -n --keep-going --all
 	@echo "Smoke-scale book: file://$(CURDIR)/$(JB_SMOKE)/_build/html/index.html"
 
 .PHONY: FORCE student-check book-smoke-build browser-run
