@@ -409,12 +409,16 @@ def test_checked_copy_of_sample_under_nbval(tmp_path):
 
 def test_grading_never_writes_a_ledger(tmp_path, monkeypatch):
     """A graded submission is a partial run of a chapter: the grader runs with BNBOOK_CLAIMS=off."""
-    from bnutils.teaching.grade import grade
+    from bnutils.teaching import grade as G
 
+    seen = []
+    real = G._grade
+    monkeypatch.setattr(G, "_grade", lambda *a: seen.append(os.environ.get("BNBOOK_CLAIMS")) or real(*a))
     monkeypatch.delenv("BNBOOK_CLAIMS", raising=False)
     (tmp_path / "subs").mkdir()
-    grade(tmp_path / "subs", tmp_path / "out", chapter="batchnorm", jobs=1, quiet=True)
-    assert os.environ["BNBOOK_CLAIMS"] == "off"
+    G.grade(tmp_path / "subs", tmp_path / "out", chapter="batchnorm", jobs=1, quiet=True)
+    assert seen == ["off"]  # the grading run and the children it starts
+    assert "BNBOOK_CLAIMS" not in os.environ  # the caller's environment is left as it was
 
 
 def test_executed_chapters_feed_the_builds_jupyter_cache(tmp_path):

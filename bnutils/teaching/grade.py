@@ -361,11 +361,23 @@ def grade(submissions: Path, out: Path, chapter: str | None = None, jobs: int | 
           timeout: float = 60.0, book: Path | None = None, quiet: bool = False) -> list[Row]:
     """Grade every submission of ``submissions``; write the CSV, the feedback pages and the summary
     to ``out``; return the rows."""
+    # a submission is a partial run of a chapter: it must never replace the chapter's claims ledger
+    # (bnutils.claims), so the children inherit BNBOOK_CLAIMS=off; the caller's value is restored
+    before = os.environ.get("BNBOOK_CLAIMS")
+    os.environ["BNBOOK_CLAIMS"] = "off"
+    try:
+        return _grade(submissions, out, chapter, jobs, timeout, book, quiet)
+    finally:
+        if before is None:
+            os.environ.pop("BNBOOK_CLAIMS", None)
+        else:
+            os.environ["BNBOOK_CLAIMS"] = before
+
+
+def _grade(submissions, out, chapter, jobs, timeout, book, quiet) -> list[Row]:
     from . import checks as checks_module
 
     checks = dict(checks_module.CHECKS)  # the grader's own references, taken before any student code
-    # a submission is a partial run of a chapter: it must never replace the chapter's claims ledger
-    os.environ["BNBOOK_CLAIMS"] = "off"  # (bnutils.claims; the children inherit it)
     book = Path(book) if book else ROOT / "book"
     out = Path(out).resolve()  # absolute: each child changes into its own scratch folder
     out.mkdir(parents=True, exist_ok=True)
