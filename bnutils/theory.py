@@ -65,6 +65,20 @@ def bn_gradient_bound(g: torch.Tensor, y_hat: torch.Tensor, gamma: torch.Tensor,
     return (gamma / sigma) ** 2 * ((g * g).sum(0) - ones ** 2 / m - c * proj ** 2)
 
 
+def _random_instance(m: int, n_in: int, n_out: int, n_classes: int, seed: int):
+    """The random setting of Theorems 4.1 and 4.2, in float64: inputs of a random scale, weights,
+    gamma, beta, a linear read-out and labels."""
+    gen = torch.Generator().manual_seed(seed)
+    opts = {"dtype": torch.float64}
+    x = torch.randn(m, n_in, generator=gen, **opts) * (0.5 + 2.0 * torch.rand(1, generator=gen, **opts))
+    w = torch.randn(n_out, n_in, generator=gen, **opts) / math.sqrt(n_in)
+    gamma = 0.2 + 2.0 * torch.rand(n_out, generator=gen, **opts)
+    beta = torch.randn(n_out, generator=gen, **opts)
+    head = torch.randn(n_classes, n_out, generator=gen, **opts)
+    labels = torch.randint(0, n_classes, (m,), generator=gen)
+    return x, w, gamma, beta, head, labels
+
+
 def theorem41_instance(m: int = 32, n_in: int = 20, n_out: int = 8, n_classes: int = 5, eps: float = 1e-5,
                        seed: int = 0) -> dict:
     """One random instance: Gaussian inputs and weights, a random gamma and beta, and a random
@@ -75,14 +89,7 @@ def theorem41_instance(m: int = 32, n_in: int = 20, n_out: int = 8, n_classes: i
     ``y`` through BN), ``bound`` and ``bound_sqrt_m`` (the two right-hand sides), ``g_sq``
     (:math:`\\lVert g_j\\rVert^2`, the standard network's gradient at the same activations) and
     ``scale_sq`` (:math:`\\gamma^2/\\sigma_j^2`)."""
-    gen = torch.Generator().manual_seed(seed)
-    opts = {"dtype": torch.float64}
-    x = torch.randn(m, n_in, generator=gen, **opts) * (0.5 + 2.0 * torch.rand(1, generator=gen, **opts))
-    w = torch.randn(n_out, n_in, generator=gen, **opts) / math.sqrt(n_in)
-    gamma = 0.2 + 2.0 * torch.rand(n_out, generator=gen, **opts)
-    beta = torch.randn(n_out, generator=gen, **opts)
-    head = torch.randn(n_classes, n_out, generator=gen, **opts)
-    labels = torch.randint(0, n_classes, (m,), generator=gen)
+    x, w, gamma, beta, head, labels = _random_instance(m, n_in, n_out, n_classes, seed)
 
     y = (x @ w.T).requires_grad_(True)  # (m, C)
     z = batch_norm(y, None, None, gamma, beta, training=True, eps=eps)
@@ -187,14 +194,7 @@ def theorem42_instance(m: int = 32, n_in: int = 20, n_out: int = 8, n_classes: i
 
     Returns a dict of (n_out,) arrays: ``lhs``, ``rhs``, ``rescaled`` (the first term of the right-hand
     side) and ``correction`` (the second, with its sign)."""
-    gen = torch.Generator().manual_seed(seed)
-    opts = {"dtype": torch.float64}
-    x = torch.randn(m, n_in, generator=gen, **opts) * (0.5 + 2.0 * torch.rand(1, generator=gen, **opts))
-    w = torch.randn(n_out, n_in, generator=gen, **opts) / math.sqrt(n_in)
-    gamma = 0.2 + 2.0 * torch.rand(n_out, generator=gen, **opts)
-    beta = torch.randn(n_out, generator=gen, **opts)
-    head = torch.randn(n_classes, n_out, generator=gen, **opts)
-    labels = torch.randint(0, n_classes, (m,), generator=gen)
+    x, w, gamma, beta, head, labels = _random_instance(m, n_in, n_out, n_classes, seed)
     y0 = x @ w.T  # (m, C)
     z0 = batch_norm(y0, None, None, gamma, beta, training=True, eps=eps)
 

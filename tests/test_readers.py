@@ -274,16 +274,18 @@ def _code(source: str) -> ast.Module | None:
         return None
 
 
+def _code_trees(nb: dict):
+    """(cell index, parsed code) for each code cell of ``nb`` that parses."""
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code" and (tree := _code("".join(cell["source"]))) is not None:
+            yield i, tree
+
+
 def figure_cells(nb: dict) -> list[int]:
     """Indices of the code cells of ``nb`` that draw a figure."""
     drawers: set[str] = set()
     out = []
-    for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code":
-            continue
-        tree = _code("".join(cell["source"]))
-        if tree is None:
-            continue
+    for i, tree in _code_trees(nb):
         defs = [n for n in tree.body if isinstance(n, ast.FunctionDef)]
         drawers |= {d.name for d in defs if FIGURE_CALL.search(ast.unparse(d))}
         top = ast.Module(body=[n for n in tree.body if not isinstance(n, ast.FunctionDef)], type_ignores=[])
@@ -399,12 +401,7 @@ def shown_frames(nb: dict) -> list[tuple[int, str]]:
     judged from the code: an expression that builds one, or a name assigned from one."""
     frames: set[str] = set()
     out = []
-    for i, cell in enumerate(nb["cells"]):
-        if cell["cell_type"] != "code":
-            continue
-        tree = _code("".join(cell["source"]))
-        if tree is None:
-            continue
+    for i, tree in _code_trees(nb):
         for node in ast.walk(tree):
             if isinstance(node, ast.Assign) and FRAME.search(ast.unparse(node.value)):
                 frames |= {t.id for t in node.targets if isinstance(t, ast.Name)}
