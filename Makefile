@@ -61,6 +61,56 @@ book: setup
 	BNBOOK_SCALE=$(BNBOOK_SCALE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) --keep-going
 	@echo "The book is at file://$(abspath $(BOOK_OUT))/_build/html/index.html"
 
+## make book-zh: the Chinese edition (issue 23) at the same scale, into $(BOOK_OUT)/_build/zh/_build/html,
+## copied to _build/html/zh/ of the English book (one site, as published). Its configuration is
+## _config.yml with _config.zh.yml merged in (Sphinx language zh_CN, the catalogues of locales/).
+## The chapters run again with BNBOOK_LANG=zh only to draw the figures in Chinese (bnutils.plot):
+## every training run comes from the experiment cache the English build filled (same scale, same key).
+## make book-zh-smoke-build: the smoke-scale Chinese edition for `make test`, from the executions
+## `make notebooks` left in $(CHECK)/executed (nothing runs again; its figures keep English labels,
+## tests/test_plot_zh.py checks the Chinese ones), linked as $(JB_SMOKE)/_build/html/zh for the browser tests.
+## make update-translations: re-extract the English messages (Sphinx's gettext builder, with the
+## chapters' outputs from the smoke executions so that figure captions and alt texts are extracted),
+## merge them into locales/zh_CN (sphinx-intl update), and print per page what needs translating.
+## make notebooks-zh: the chapters with Chinese markdown, for readers, in _build/zh/notebooks.
+.PHONY: book-zh book-zh-smoke book-zh-smoke-build update-translations notebooks-zh
+ZH_OUT := $(BOOK_OUT)/_build/zh
+ZH_SMOKE := $(JB_SMOKE)/_build/zh
+GETTEXT := _build/gettext
+book-zh: setup
+	@$(call fresh-cache,$(ZH_OUT))
+	$(BIN)/python -m bnutils.translations config $(ZH_OUT)/_config.yml
+	BNBOOK_LANG=zh BNBOOK_SCALE=$(BNBOOK_SCALE) $(BIN)/jupyter-book build . --config $(ZH_OUT)/_config.yml \
+	  --path-output $(ZH_OUT) --keep-going
+	@mkdir -p $(BOOK_OUT)/_build/html && rm -rf $(BOOK_OUT)/_build/html/zh \
+	  && cp -r $(ZH_OUT)/_build/html $(BOOK_OUT)/_build/html/zh  # a copy: a Pages artifact holds no links
+	@echo "The Chinese edition is at file://$(abspath $(BOOK_OUT))/_build/html/zh/index.html"
+
+book-zh-smoke: setup notebooks
+	@$(MAKE) --no-print-directory book-zh-smoke-build
+
+book-zh-smoke-build: setup
+	@$(call fresh-cache,$(ZH_SMOKE))
+	$(BIN)/python -m bnutils.translations config $(ZH_SMOKE)/_config.yml
+	BNBOOK_SCALE=smoke $(BIN)/python -m bnutils.teaching.checked cache $(CHECK)/executed --build $(ZH_SMOKE)
+	BNBOOK_LANG=zh BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --config $(ZH_SMOKE)/_config.yml \
+	  --path-output $(ZH_SMOKE) -W -n --keep-going --all
+	@mkdir -p $(JB_SMOKE)/_build/html && ln -sfn ../zh/_build/html $(JB_SMOKE)/_build/html/zh
+
+update-translations: setup
+	@$(call fresh-cache,$(GETTEXT))
+	$(BIN)/python -m bnutils.translations config $(GETTEXT)/_config.yml --edition en
+	$(BIN)/jupyter-book config sphinx . --config $(GETTEXT)/_config.yml >/dev/null
+	-BNBOOK_SCALE=smoke $(BIN)/python -m bnutils.teaching.checked cache $(CHECK)/executed --build $(GETTEXT)
+	rm -rf $(GETTEXT)/pot
+	BNBOOK_SCALE=smoke PYTHONPATH=_ext $(BIN)/sphinx-build -q -b gettext -c $(GETTEXT) -D nb_execution_mode=cache \
+	  -D nb_execution_cache_path=$(abspath $(GETTEXT))/_build/.jupyter_cache . $(GETTEXT)/pot
+	$(BIN)/sphinx-intl update -p $(GETTEXT)/pot -l zh_CN -d locales
+	$(BIN)/python -m bnutils.translations report
+
+notebooks-zh: setup
+	$(BIN)/python -m bnutils.translations notebooks _build/zh/notebooks
+
 ## make test: unit tests, every chapter under nbval at smoke scale (one execution per chapter, which
 ## is also the student-copy check and feeds the strict build), a strict smoke-scale build, browser tests.
 ## Two pytest-xdist workers (TEST_JOBS=2; TEST_JOBS=0 runs in one process): a notebook stays in one
@@ -72,11 +122,11 @@ XDIST = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 # unit tests: balanced test by test (a few end-to-end tests in one file take minutes each)
 XDIST_UNIT = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist worksteal)
 CHECK ?= _build/check/smoke
-NBVAL = BNBOOK_SCALE=smoke $(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider -p bnutils.teaching.checked_plugin
+NBVAL = BNBOOK_SCALE=smoke BNBOOK_JOBS=1 $(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider -p bnutils.teaching.checked_plugin
 AFTER := summary
 CHAPTER_NBS := $(filter-out $(AFTER:%=book/%.ipynb),$(sort $(wildcard book/*.ipynb)))
 
-test: unit notebooks student-check book-smoke browser
+test: unit notebooks student-check book-smoke book-zh-smoke browser
 
 unit: setup
 	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "not chapters" $(XDIST_UNIT) --durations=15
@@ -165,7 +215,7 @@ browser: setup book-smoke
 	@$(MAKE) --no-print-directory browser-run
 
 browser-run: setup
-	BNBOOK_HTML=$(CURDIR)/$(JB_SMOKE)/_build/html $(BIN)/python -m pytest -q tests/browser
+	BNBOOK_HTML=$(CURDIR)/$(JB_SMOKE)/_build/html $(BIN)/python -m pytest -q tests/browser $(XDIST_UNIT) --durations=10
 
 pdf-deps:
 	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v xindy >/dev/null \

@@ -14,6 +14,10 @@ pytest_plugins = ["bnutils.teaching.checked_plugin"]
 
 def pytest_configure(config):
     _seed()
+    # One training run at a time inside a test process or a notebook's kernel: `make test` already
+    # runs two pytest-xdist workers, and at smoke scale starting sweep's worker processes costs more
+    # than the runs (tests/test_experiments.py tests the parallel sweep with jobs=2 itself).
+    os.environ.setdefault("BNBOOK_JOBS", "1")
 
 
 def pytest_report_header(config):

@@ -26,6 +26,19 @@ that draws two figures gets the caption twice. ``caption_figures_only`` unwraps 
 an image and merges a cell's images into one figure with one caption. Checked by
 tests/test_readers.py::test_captions_wrap_figures_only and
 tests/browser/test_figures.py.
+
+6. A link to the same page in the other edition on every page (``edition_link``): the English book
+is published at the site's root and the Chinese edition (``make book-zh``, Sphinx ``language``
+zh_CN) under ``zh/``, so the link is relative and works on the published site and in a local
+build, where ``make book-zh`` links ``_build/html/zh`` to the Chinese build. A ``<link
+rel="alternate" hreflang>`` in the head says the same to search engines. Checked by
+tests/browser/test_zh.py.
+
+7. Glued numbers in translated text (the Chinese edition). Sphinx's i18n parses each translated
+message as a small document of its own, which lacks the notebook's glue data (myst-nb keeps it on
+the page's document, ``document["nb_renderer"]``), so every ``{glue:text}`` of a translation would
+warn "No key ... found in glue data for this document" and show nothing. ``glue_in_translations``
+lets myst-nb's glue roles and directives find the key in the page's notebook instead.
 """
 
 from __future__ import annotations
@@ -157,6 +170,68 @@ def caption_figures_only(app, doctree) -> None:
             earlier.parent.remove(earlier)
 
 
+# edition -> (folder under the English site's root, name of the edition in its own language, lang)
+# (lang="zh" as on every other Chinese span of the book, which the CJK font rules select; hreflang
+# names the region's variant for search engines)
+EDITIONS = {"en": ("", "English edition", "en", "en"), "zh": ("zh/", "中文版", "zh-CN", "zh")}
+
+
+def edition(config) -> str:
+    return "zh" if (config.language or "en").lower().startswith("zh") else "en"
+
+
+def edition_link(app, pagename, templatename, context, doctree) -> None:
+    """Put a link to ``pagename`` in the other edition at the top of the page's body."""
+    if app.builder.format != "html":
+        return
+    this = edition(app.config)
+    other = "zh" if this == "en" else "en"
+    up = "../" * pagename.count("/") + ("../" if EDITIONS[this][0] else "")
+    href = f"{up}{EDITIONS[other][0]}{pagename}.html"
+    _, name, hreflang, lang = EDITIONS[other]
+    context["body"] = (
+        f'<div class="bnbook-edition"><a class="bnbook-edition-link" href="{href}" hreflang="{hreflang}" '
+        f'lang="{lang}">{name}</a></div>\n' + context.get("body", ""))
+    context["metatags"] = context.get("metatags", "") + f'\n<link rel="alternate" hreflang="{hreflang}" href="{href}" />'
+
+
+def glue_in_translations() -> None:
+    """myst-nb's glue lookups: a translated message's document (source ``...:<translated>``, parsed
+    with a renderer of its own and no glue data) looks the key up in its page's notebook, which the
+    page's own lookups (its English parse, before Sphinx's ``Locale`` transform) recorded in
+    ``env.temp_data`` (cleared by Sphinx after each page)."""
+    from myst_nb.ext.glue import directives, roles, utils
+
+    original = utils.retrieve_glue_data
+    if getattr(original, "bnbook", False):
+        return
+
+    def retrieve_glue_data(document, key):
+        env = getattr(document.settings, "env", None)
+        translated = str(document.get("source", "")).endswith(":<translated>")
+        if env is not None and not translated and "nb_renderer" in document:
+            env.temp_data["bnbook_nb_renderer"] = document["nb_renderer"]
+        try:
+            return original(document, key)
+        except utils.RetrievalError:
+            page = env.temp_data.get("bnbook_nb_renderer") if env is not None and translated else None
+            if page is None:
+                raise
+            own = document.attributes.get("nb_renderer")
+            document.attributes["nb_renderer"] = page
+            try:
+                return original(document, key)
+            finally:
+                if own is None:
+                    document.attributes.pop("nb_renderer", None)
+                else:
+                    document.attributes["nb_renderer"] = own
+
+    retrieve_glue_data.bnbook = True
+    for module in (utils, roles, directives):
+        module.retrieve_glue_data = retrieve_glue_data
+
+
 def add_static(app, config) -> None:
     config.html_static_path.append(str(STATIC))
 
@@ -168,7 +243,9 @@ def setup(app):
     app.add_js_file("sidebar-toggles.js")
     app.add_css_file("readers.css")
     app.add_post_transform(MarkChinese)
+    glue_in_translations()
     app.connect("doctree-read", caption_figures_only)
     app.connect("build-finished", copy_mathjax)
     app.connect("html-page-context", dedupe_scripts, priority=900)
+    app.connect("html-page-context", edition_link)
     return {"parallel_read_safe": True, "parallel_write_safe": True}

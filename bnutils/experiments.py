@@ -29,7 +29,7 @@ from .data import load as load_data
 from .models import ModelConfig, build_model
 from .train import History, TrainConfig, loss_function, train
 
-__all__ = ["Experiment", "Probe", "run", "sweep", "seeds", "table", "trained_model", "memory", "code_version",
+__all__ = ["Experiment", "Probe", "run", "sweep", "default_jobs", "seeds", "table", "trained_model", "memory", "code_version",
            "platform", "replace"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -279,11 +279,56 @@ def trained_model(exp: Experiment, dtype: str = "float32", device: str | torch.d
     return hist, model.to(device=device, dtype=DTYPES[dtype]).train()
 
 
-def sweep(experiments: Iterable[Experiment], cache: bool = True) -> list[History]:
-    """Run every experiment (each cached on its own) and return their histories in order."""
+def default_jobs() -> int:
+    """How many runs :func:`sweep` trains at once: ``$BNBOOK_JOBS``, else the CPUs this process may
+    use on the CPU (each run uses one torch thread, :func:`bnutils.config.set_threads`) and 1 on a
+    GPU (one device, shared)."""
+    env = os.environ.get("BNBOOK_JOBS", "").strip()
+    if env:
+        try:
+            n = int(env)
+        except ValueError:
+            n = 0
+        if n < 1:
+            raise ValueError(f"BNBOOK_JOBS must be a positive int, got {env!r}")
+        return n
+    if torch.device(_config.device()).type != "cpu":
+        return 1
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def _run_cached(exp: Experiment, location: str, version: str, device: str, dtype: str, platform: str) -> None:
+    """A worker's part of :func:`sweep`: train ``exp`` into the cache at ``location`` (passed
+    explicitly: a reused worker process keeps the environment it started with)."""
+    _memory(location).cache(_run)(exp, version, device, dtype, platform)
+
+
+def sweep(experiments: Iterable[Experiment], cache: bool = True, jobs: int | None = None) -> list[History]:
+    """Run every experiment (each cached on its own) and return their histories in order.
+
+    The runs that are not cached yet train in ``jobs`` processes at once (default :func:`default_jobs`:
+    one per CPU), each with its own single torch thread; a run computes the same numbers in a
+    worker as in this process (same seed, same kernels, one thread), and the cache key is the
+    same. Without the cache (``cache=False`` or ``BNBOOK_CACHE=off``) they run here, one by one."""
     experiments = list(experiments)
     if not experiments:
         raise ValueError("sweep needs at least one experiment")
+    for e in experiments:
+        if not isinstance(e, Experiment):
+            raise TypeError(f"expected an Experiment, got {type(e).__name__}")
+    n = default_jobs() if jobs is None else jobs
+    if n < 1:
+        raise ValueError(f"jobs must be >= 1, got {n}")
+    mem = memory()
+    if cache and n > 1 and mem.location is not None:
+        dev = str(_config.device())
+        key = (code_version(), dev, "float32", platform(dev))
+        cached = mem.cache(_run)
+        todo = list(dict.fromkeys(e for e in experiments if not cached.check_call_in_cache(e, *key)))
+        if len(todo) > 1:
+            joblib.Parallel(n_jobs=min(n, len(todo)))(
+                joblib.delayed(_run_cached)(e, str(mem.location), *key) for e in todo
+            )
     return [run(e, cache=cache) for e in experiments]
 
 

@@ -79,6 +79,7 @@ def set_style() -> None:
             _record_layout(get_ipython())
     except ImportError:  # plotting outside IPython: nothing to set
         pass
+    set_edition(edition())
 
 
 # ----- layouts that stay legible on a phone ----------------------------------------------------
@@ -93,14 +94,21 @@ def set_style() -> None:
 MAX_COLS = 2
 PANEL = (3.4, 2.6)  # inches (100 CSS px an inch at figure.dpi 100)
 PHONE_PANEL_PX = 150
+# A figure wider than two panels (6.8 in) is shrunk further on a phone, and its text with it: at
+# 390 px a 10 in figure's tick labels are about 5 px high. No figure is wider than MAX_WIDTH, and
+# every figure's tick labels keep at least PHONE_FONT_PX CSS px there (the browser test measures
+# it from ``font_pt``, the smallest tick-label size each figure records next to panels_per_row).
+MAX_WIDTH = MAX_COLS * PANEL[0]
+PHONE_FONT_PX = 7
 
 
 def panels(nrows: int, ncols: int, panel: tuple[float, float] = PANEL, max_cols: int = MAX_COLS,
-           sharex=False, sharey=False, squeeze: bool = True):
+           sharex=False, sharey=False, squeeze: bool = True, **subplot_kw):
     """``plt.subplots(nrows, ncols)`` for a grid that must read on a phone: the same ``axes``
     (indexed ``[r, c]`` as asked, squeezed like ``plt.subplots``), laid out with at most
     ``max_cols`` panels a row (the logical grid read row by row), each ``panel`` (width, height)
     inches. ``sharex``/``sharey``: False, True or "all", "row" or "col", over the logical grid.
+    Other keywords go to every ``fig.add_subplot`` (``projection="3d"``).
 
     >>> fig, axes = panels(1, 5)   # five histograms: three rows of two, the last alone
     >>> axes.shape, [a.get_subplotspec().rowspan.start for a in axes]
@@ -113,7 +121,7 @@ def panels(nrows: int, ncols: int, panel: tuple[float, float] = PANEL, max_cols:
     spec = fig.add_gridspec(rows, cols)
     grid = np.empty((nrows, ncols), dtype=object)
     for k in range(n):
-        grid[k // ncols, k % ncols] = fig.add_subplot(spec[k // cols, k % cols])
+        grid[k // ncols, k % ncols] = fig.add_subplot(spec[k // cols, k % cols], **subplot_kw)
     for share, axis in ((sharex, "x"), (sharey, "y")):
         if share in (False, None, "none"):
             continue
@@ -128,6 +136,19 @@ def panels(nrows: int, ncols: int, panel: tuple[float, float] = PANEL, max_cols:
     if nrows == 1 or ncols == 1:
         return fig, grid.ravel()
     return fig, grid
+
+
+def legend_below(fig, ax=None, ncol: int = 2, **kw):
+    """One legend for the whole figure, centred under its panels (``ax``'s entries, by default the
+    first panel's that has any): a legend inside a phone-sized panel hides its curves. Call it
+    after ``fig.tight_layout()``; the notebook's PNG (``bbox_inches="tight"``) grows to hold it."""
+    axes = [ax] if ax is not None else fig.get_axes()
+    for a in axes:
+        handles, labels = a.get_legend_handles_labels()
+        if handles:
+            break
+    kw.setdefault("frameon", False)
+    return fig.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, 0.0), ncol=ncol, **kw)
 
 
 def panels_per_row(fig) -> int:
@@ -145,10 +166,19 @@ def panels_per_row(fig) -> int:
     return max(sum(1 for o in boxes if o[1] <= (b[1] + b[3]) / 2 <= o[3]) for b in boxes)
 
 
+def tick_font_pt(fig) -> float | None:
+    """The smallest font size (points) of the visible tick labels of ``fig`` (None: no ticks)."""
+    sizes = [t.get_fontsize() for ax in fig.get_axes() if ax.get_visible()
+             for axis in (ax.xaxis, ax.yaxis, getattr(ax, "zaxis", None)) if axis is not None
+             for t in axis.get_ticklabels(which="both") if t.get_visible() and t.get_text()]
+    return float(min(sizes)) if sizes else None
+
+
 def _record_layout(shell) -> None:
     """Each figure a notebook shows records how many panels it has side by side in its output's
-    metadata (``image/png`` -> ``panels_per_row``), next to the width and height the retina PNG
-    records; myst-nb ignores the key, the phone-layout test reads it."""
+    metadata (``image/png`` -> ``panels_per_row``) and the smallest size of its tick labels
+    (``font_pt``), next to the width and height the retina PNG records; myst-nb ignores the keys,
+    the phone-layout test reads them."""
     from matplotlib.figure import Figure
 
     formatter = shell.display_formatter.formatters["image/png"]
@@ -161,7 +191,7 @@ def _record_layout(shell) -> None:
         data, meta = out if isinstance(out, tuple) else (out, {})
         if data is None:
             return None
-        return data, {**(meta or {}), "panels_per_row": panels_per_row(fig)}
+        return data, {**(meta or {}), "panels_per_row": panels_per_row(fig), "font_pt": tick_font_pt(fig)}
 
     png.records_layout = True
     formatter.for_type(Figure, png)
@@ -336,3 +366,106 @@ def table(df, digits: int = 3, missing: str = "diverged", names: dict | None = N
     from .tables import readable
 
     return readable(df, digits=digits, missing=missing, names=names)
+
+
+# ----- the Chinese edition: labels and fonts -----------------------------------------------------
+#
+# ``make book-zh`` executes the chapters with ``BNBOOK_LANG=zh``. ``set_style()`` then translates
+# every text matplotlib draws (axis labels, titles, legend entries, annotations) through
+# ``bnutils.plot_zh`` (the one place the Chinese labels live) by wrapping ``Text.set_text``, so
+# the chapters' code is the same in both editions, and sets Noto Sans CJK (Debian's
+# fonts-noto-cjk, installed by ``make browser-deps``) as matplotlib's fallback font for the CJK
+# glyphs DejaVu Sans lacks. tests/test_plot_zh.py draws through it and fails on a missing glyph.
+CJK_FONT = "Noto Sans CJK SC"
+UNTRANSLATED: set[str] = set()  # labels with English words that plot_zh does not know (this process;
+# also appended, one JSON string a line, to the file $BNBOOK_LABELS_MISSING names, if any)
+# Words that stay as they are in Chinese text: names, abbreviations, units.
+KEEP = {"BN", "MLP", "SGD", "CNN", "VGG", "ReLU", "LayerNorm", "GroupNorm", "PyTorch", "Glorot", "He",
+        "ICS", "SLQ", "CG", "Hessian", "mnist5k", "mnist", "MNIST", "CIFAR", "ms", "sigmoid", "Sigmoid",
+        "dropout", "epoch", "momentum", "ln", "BatchNorm", "InstanceNorm", "DLN", "VGG-style",
+        "AdaGrad", "RMSProp", "L-BFGS", "BFGS", "Ioffe", "Szegedy", "Santurkar", "Adam", "std", "sd"}
+_MATH = __import__("re").compile(r"\$[^$]*\$")
+_WORD = __import__("re").compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]")
+
+
+import json  # noqa: E402
+
+
+def edition() -> str:
+    """The edition being built: ``"zh"`` when ``$BNBOOK_LANG`` starts with zh, else ``"en"``."""
+    import os
+
+    return "zh" if os.environ.get("BNBOOK_LANG", "en").lower().startswith("zh") else "en"
+
+
+def english_words(text: str) -> list[str]:
+    """The English words of a label outside maths and the names kept in Chinese text."""
+    return [w for w in _WORD.findall(_MATH.sub(" ", text)) if w not in KEEP]
+
+
+def translate(text, lang: str | None = None):
+    """``text`` in the edition's language: the Chinese label of ``bnutils.plot_zh`` in the Chinese
+    edition (exact labels first, then the formatted ones), ``text`` itself otherwise."""
+    if (lang or edition()) != "zh" or not isinstance(text, str) or not english_words(text):
+        return text
+    from . import plot_zh
+
+    key = " ".join(text.split())  # a label broken over lines is looked up as one line
+    if key in plot_zh.LABELS:
+        return plot_zh.LABELS[key]
+    for rx, template in plot_zh.PATTERNS:
+        m = rx.fullmatch(key)
+        if m:
+            return template.format(None, *(translate(g, "zh") for g in m.groups()))
+    if text not in UNTRANSLATED:
+        UNTRANSLATED.add(text)
+        import os
+
+        if os.environ.get("BNBOOK_LABELS_MISSING"):  # a file collecting them across chapters
+            with open(os.environ["BNBOOK_LABELS_MISSING"], "a", encoding="utf-8") as f:
+                f.write(json.dumps(text, ensure_ascii=False) + "\n")
+    return text
+
+
+_SET_TEXT = None
+
+
+def has_cjk_font() -> bool:
+    """Whether matplotlib knows :data:`CJK_FONT`; a font installed after matplotlib built its
+    font cache is added from the system's font folders first (Debian: fonts-noto-cjk's .ttc)."""
+    from matplotlib import font_manager as fm
+
+    def known():
+        return any(f.name == CJK_FONT for f in fm.fontManager.ttflist)
+
+    if not known():
+        for path in fm.findSystemFonts():
+            if "SansCJK" in path.replace(" ", ""):
+                fm.fontManager.addfont(path)
+    return known()
+
+
+def set_edition(lang: str) -> None:
+    """Draw figures for edition ``lang`` ("en" or "zh"): in Chinese, every text through
+    :func:`translate` and the CJK font as fallback; in English, as matplotlib does."""
+    global _SET_TEXT
+    from matplotlib.text import Text
+
+    if _SET_TEXT is None:
+        _SET_TEXT = Text.set_text
+    if lang == "zh":
+        original = _SET_TEXT
+
+        def set_text(self, s):
+            return original(self, translate(s, "zh"))
+
+        set_text.__doc__ = original.__doc__
+        Text.set_text = set_text
+        from matplotlib import font_manager
+
+        has_cjk_font()
+        latin = font_manager.get_font(font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]))).family_name
+        if latin != CJK_FONT:  # the Latin font first (as in English), CJK glyphs from Noto
+            plt.rcParams["font.family"] = [latin, CJK_FONT]
+    else:
+        Text.set_text = _SET_TEXT

@@ -36,6 +36,35 @@ def test_cache_hits_and_keys_on_config(cache, monkeypatch):
     assert len(calls) == 3
 
 
+def test_sweep_trains_uncached_runs_in_worker_processes_with_the_same_numbers(cache, monkeypatch):
+    """jobs=2: the runs not cached yet train in two processes, into the same cache entries, and
+    give bitwise the numbers of a run in this process; cached ones are not trained again."""
+    exps = E.seeds(EXP, 3)
+    E.run(exps[0])  # one cached already
+    calls = []
+    real = E.train
+    monkeypatch.setattr(E, "train", lambda *a, **k: calls.append(1) or real(*a, **k))
+    par = E.sweep(exps, jobs=2)
+    assert calls == []  # exps[1:] trained in the workers (this process's train() was not called)
+    for h, e in zip(par, exps):
+        here = E.run(e, cache=False)
+        assert np.array_equal(h.loss, here.loss) and np.array_equal(h.test_acc, here.test_acc)
+    assert len(calls) == 3  # the cache=False runs above
+    with pytest.raises(ValueError, match="jobs must be >= 1"):
+        E.sweep(exps, jobs=0)
+
+
+def test_default_jobs_reads_bnbook_jobs(monkeypatch):
+    monkeypatch.setenv("BNBOOK_JOBS", "3")
+    assert E.default_jobs() == 3
+    monkeypatch.setenv("BNBOOK_JOBS", "two")
+    with pytest.raises(ValueError, match="BNBOOK_JOBS must be a positive int, got 'two'"):
+        E.default_jobs()
+    monkeypatch.delenv("BNBOOK_JOBS")
+    monkeypatch.setenv("BNBOOK_DEVICE", "cpu")
+    assert E.default_jobs() >= 1
+
+
 def test_code_version_is_part_of_the_key(cache, monkeypatch):
     E.run(EXP)
     monkeypatch.setattr(E, "code_version", lambda: "something-else")

@@ -390,6 +390,177 @@ def test_captions_wrap_figures_only(tmp_path):
     assert any("{'a': 1}" in p.get_text() for p in shown) and not any(p.find_parent("figure") for p in shown)
 
 
+# ----- Figures legible on a phone: panels through plot.panels, nothing wider than two (issue 18) ----
+
+def _const(node):
+    try:
+        return ast.literal_eval(node)
+    except ValueError:
+        return None
+
+
+def _kwarg(call: ast.Call, name: str, position: int | None = None):
+    for k in call.keywords:
+        if k.arg == name:
+            return k.value
+    if position is not None and len(call.args) > position:
+        return call.args[position]
+    return None
+
+
+def illegible_layouts(source: str) -> list[str]:
+    """What in ``source`` draws a figure that a phone would shrink: several panels laid out by
+    matplotlib itself (``plt.subplots(1, 2)``, ``plt.figure`` + ``add_subplot``, ``plt.subplot``,
+    ``subplot_mosaic``, a gridspec) instead of ``plot.panels``, or a figure wider than
+    ``plot.MAX_WIDTH`` inches (a figure's text shrinks with it)."""
+    from bnutils import plot
+
+    tree = _code(source)
+    out = []
+    for node in ast.walk(tree) if tree is not None else []:
+        if not isinstance(node, ast.Call):
+            continue
+        name = ast.unparse(node.func)
+        text = ast.unparse(node)
+        if name in ("plt.subplots", "plt.subplot_mosaic") or name.endswith((".subplots", ".subplot_mosaic")):
+            if name.endswith("subplot_mosaic"):
+                out.append(f"{text}: a mosaic (use plot.panels)")
+                continue
+            rows, cols = (_kwarg(node, "nrows", 0), _kwarg(node, "ncols", 1))
+            rows, cols = (1 if rows is None else _const(rows)), (1 if cols is None else _const(cols))
+            if rows != 1 or cols != 1:
+                out.append(f"{text}: several panels laid out by matplotlib (use plot.panels)")
+        elif name in ("plt.subplot", "plt.axes") or name.endswith((".add_subplot", ".add_gridspec", ".add_axes")):
+            out.append(f"{text}: panels placed by hand (use plot.panels)")
+        elif name in ("plot.panels", "panels"):
+            ncols, panel = _kwarg(node, "ncols", 1), _kwarg(node, "panel", 2)
+            width = (_const(panel) or plot.PANEL)[0] if panel is not None else plot.PANEL[0]
+            ncols = _const(ncols) if ncols is not None else None
+            cols = plot.MAX_COLS if ncols is None else min(plot.MAX_COLS, ncols)
+            if _kwarg(node, "max_cols", 3) is not None:
+                out.append(f"{text}: max_cols changes the phone layout")
+            elif width * cols > plot.MAX_WIDTH + 1e-9:
+                out.append(f"{text}: {width * cols:g} in wide, more than {plot.MAX_WIDTH:g}")
+        figsize = _kwarg(node, "figsize") if name.endswith(("subplots", "figure")) else None
+        if figsize is not None and (size := _const(figsize)) is not None and size[0] > plot.MAX_WIDTH + 1e-9:
+            out.append(f"{text}: {size[0]:g} in wide, more than {plot.MAX_WIDTH:g} (its text shrinks on a phone)")
+    return out
+
+
+def test_illegible_layouts_are_found():
+    bad = {
+        "fig, axes = plt.subplots(1, 2, figsize=(10, 3.4))": "several panels",
+        "fig, axes = plt.subplots(ncols=3)": "several panels",
+        "fig, ax = plt.subplots(figsize=(9, 3))": "9 in wide",
+        "fig = plt.figure(figsize=(6, 5))\nax = fig.add_subplot(2, 2, 1, projection='3d')": "by hand",
+        "fig, axes = plot.panels(1, 3, panel=(4.5, 2))": "9 in wide",
+        "fig, axes = plot.panels(1, 4, max_cols=4)": "max_cols",
+        "fig, ax = plt.subplot_mosaic('AB')": "mosaic",
+    }
+    for source, why in bad.items():
+        found = illegible_layouts(source)
+        assert any(why in f for f in found), (source, found)
+    for good in ("fig, ax = plt.subplots()", "fig, ax = plt.subplots(figsize=(6.4, 3.4))",
+                 "fig, axes = plot.panels(1, 2, panel=(3.4, 2.8), sharey=True)",
+                 "fig, axes = plot.panels(len(NORMS), 4, panel=(3.4, 2.2))",
+                 "fig, axes = plot.panels(2, 2, panel=(3.2, 2.8), projection='3d')"):
+        assert illegible_layouts(good) == [], good
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_figure_is_laid_out_for_a_phone(path):
+    """Every multi-panel figure of a chapter comes from ``plot.panels`` (at most two panels a row,
+    each ``plot.PANEL`` wide) and no figure is wider than ``plot.MAX_WIDTH`` (6.8 in): at 390 px a
+    ``plt.subplots(1, 2, figsize=(10, ...))`` has tick labels about 5 px high. The browser test
+    (tests/browser/test_figures.py) measures what a phone shows."""
+    nb = json.loads(path.read_text())
+    found = [f"cell {i}: {why}" for i, c in enumerate(nb["cells"]) if c["cell_type"] == "code"
+             for why in illegible_layouts("".join(c["source"]))]
+    assert found == [], f"{path.name}: {found}"
+
+
+# ----- JupyterLab and Colab: the glued numbers under each paragraph (issue 18) -------------------
+
+from bnutils import glued
+
+
+@pytest.mark.parametrize("path", CHAPTERS, ids=[p.stem for p in CHAPTERS])
+def test_every_paragraph_with_glued_numbers_shows_them_in_jupyter(path):
+    """Outside the book nothing resolves ``{glue:text}`` (jupyterlab-myst shows the key, Colab the
+    raw role): under each markdown cell that cites glued numbers a hidden cell shows them
+    (bnutils.glued), in step with the prose. After a change to the prose:
+    ``.venv/bin/python -m bnutils.glued book/*.ipynb``."""
+    nb = json.loads(path.read_text())
+    assert glued.sync(nb, path.stem)["cells"] == nb["cells"], (
+        f"{path.name}: the glued-number cells are not in step with the markdown; "
+        f"run `.venv/bin/python -m bnutils.glued {path.relative_to(ROOT)}`")
+    ours = [c for c in nb["cells"] if glued._is_ours(c)]
+    assert all(c["metadata"].get("tags") == ["remove-cell"] and c["outputs"] == [] for c in ours)
+    if any(glued.GLUE_ROLE.search("".join(c["source"])) for c in nb["cells"] if c["cell_type"] == "markdown"):
+        assert "".join(ours[0]["source"]) == glued.watch_source(path.stem)
+
+
+def test_glued_cells_follow_the_markdown():
+    md = lambda s: {"cell_type": "markdown", "metadata": {}, "source": s}
+    code = lambda s: {"cell_type": "code", "metadata": {}, "outputs": [], "execution_count": None, "source": s}
+    nb = {"cells": [md("# T"), code("# colab"), code("x = 1"), md("A {glue:text}`a:.2f` and {glue}`b` and {glue:text}`a:.2f`."),
+                    md("No numbers."), md("Twice {glue:text}`c`."), md("Twice {glue:text}`c`.")]}
+    out = glued.sync(nb)
+    sources = ["".join(c["source"]) for c in out["cells"]]
+    assert sources == ["# T", "# colab", glued.watch_source(), "x = 1", sources[4], 'glued.show("a:.2f", "b")',
+                       "No numbers.", sources[7], 'glued.show("c")', sources[9], 'glued.show("c")']
+    assert out["cells"][5]["metadata"] == {"tags": ["remove-cell"]}
+    assert glued.sync(out) == out  # in step: nothing to do
+    assert glued.sync({"cells": [md("none"), code("x")]})["cells"] == [md("none"), code("x")]
+    # roles quoted as code are not numbers to show; a directive's body is prose
+    quoted = "Write `{glue:text}` roles, ``{glue:text}`k` ``.\n~~~md\n{glue:text}`x`\n~~~\n```{note}\n{glue:text}`y`\n```"
+    assert glued.keys_of(quoted) == ("y",)
+
+
+@pytest.mark.parametrize("text, spec", [("0.123456", ".2f"), ("12", ""), ("'BN'", "s"), ("3.0", "d"),
+                                        ("0.04567", ".1%"), ("1.5e-07", ".0e"), ("7", ".3g"), ("'x'", "")])
+def test_glued_formats_as_the_book(text, spec):
+    from myst_nb.core.variables import format_plain_text
+
+    try:
+        want = format_plain_text(text, spec)
+    except (TypeError, ValueError) as exc:
+        want = type(exc)
+    try:
+        got = glued.format_plain_text(text, spec)
+    except (TypeError, ValueError) as exc:
+        got = type(exc)
+    assert got == want
+
+
+def test_glued_values_are_shown_and_filled_in_later(monkeypatch, tmp_path):
+    """In IPython: show() tabulates what glue() recorded, and a row glued later fills in."""
+    from IPython.core.interactiveshell import InteractiveShell
+    from IPython.utils.capture import capture_output
+    from myst_nb import glue
+
+    InteractiveShell.instance()
+    monkeypatch.setattr(glued, "_values", {})
+    monkeypatch.setattr(glued, "_waiting", [])
+    monkeypatch.setenv("BNBOOK_CLAIMS", str(tmp_path))
+    monkeypatch.setattr(glued, "_store", [None])
+    with capture_output() as cap:
+        assert glued.watch("chapter")
+        glue("ratio", 0.123456, display=False)
+        glue("name", "BN", display=False)
+        glued.show("ratio:.2f", "name", "later:.1f")
+        first, first_html = cap.outputs[-1].data["text/plain"], cap.outputs[-1].data["text/html"]
+        glue("later", 2.25, display=False)
+    assert "ratio:.2f  0.12" in first and "name       BN" in first and glued.MISSING in first
+    assert "<td><code>ratio:.2f</code></td><td>0.12</td>" in first_html
+    texts = [o.data.get("text/plain", "") for o in cap.outputs]
+    assert any("later:.1f  2.2" in t and glued.MISSING not in t for t in texts), texts  # the update
+    assert glued._waiting == []
+    # another notebook (the summary) reads the chapter's values from its file, at this scale
+    assert glued.formatted("chapter.ipynb::ratio:.3f") == "0.123"
+    assert "run that chapter first" in glued.formatted("other.ipynb::ratio:.3f")
+
+
 # ----- Tables: every DataFrame a chapter shows goes through plot.table (issue 18) ------------------
 
 FRAME = re.compile(r"\bpd\.(DataFrame|Series)\(|\.groupby\(|\.unstack\(|\.pivot(_table)?\(|\.set_index\(|"

@@ -57,7 +57,9 @@ def open_page(browser, book_url: str, path: str, color_scheme: str = "light"):
         lambda r: r.status >= 400 and problems["failed"].append(f"{r.url}: HTTP {r.status}"),
     )
     page.goto(f"{book_url}/{path}", wait_until="load")
-    page.wait_for_load_state("networkidle")
+    # the landscape page's many figures take a while to settle when the other pytest-xdist worker
+    # is running a chapter in JupyterLab: a minute, not Playwright's default of 20 s
+    page.wait_for_load_state("networkidle", timeout=60_000)
     wait_for_mathjax(page)
     return page, problems
 

@@ -6,7 +6,11 @@ every figure keeps at least ``plot.PHONE_PANEL_PX`` (150) CSS px per panel: the 
 image's rendered width divided by the panels it has side by side, which each figure output records
 (``panels_per_row`` in its ``image/png`` metadata, see ``bnutils.plot``) and the test reads from
 the build's executed notebooks (``_build/jupyter_execute``), matched by the image's file name
-(myst-nb names it by the SHA-256 of its bytes). Screenshots: ``_build/screenshots/figures-*.png``.
+(myst-nb names it by the SHA-256 of its bytes). Its tick labels must keep at least
+``plot.PHONE_FONT_PX`` (7) CSS px there: their size in points (``font_pt``, recorded next to
+``panels_per_row``) times the figure's scale on the page (rendered width over the width the retina
+PNG records, at ``figure.dpi`` 100, 100/72 CSS px a point); a ``plt.subplots(1, 2, figsize=(10,
+...))`` figure has about 5 px. Screenshots: ``_build/screenshots/figures-*.png``.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from bnutils import plot
 
 PATH_LIKE = re.compile(r"(^|[\s/\\])[\w.-]+\.(png|svg|jpe?g|gif|pdf)\b|^[./\\]|_images/|^data:", re.I)
 PHONE = 390
+PX_PER_PT = 100 / 72  # plot.set_style: figure.dpi 100, so a PNG's recorded width is in CSS px at 100 an inch
 
 
 def _images(page) -> list[dict]:
@@ -42,8 +47,9 @@ def _images(page) -> list[dict]:
     )
 
 
-def _layouts() -> dict[str, int]:
-    """``{sha256 of a figure's PNG: panels side by side}`` from the build's executed notebooks."""
+def _layouts() -> dict[str, dict]:
+    """``{sha256 of a figure's PNG: its image/png metadata}`` (``panels_per_row``, ``font_pt``,
+    ``width``) from the build's executed notebooks."""
     out = {}
     notebooks = [json.loads(nb.read_text()) for nb in (HTML.parent / "jupyter_execute").rglob("*.ipynb")]
     # myst-nb writes jupyter_execute/*.ipynb without outputs when jupyter-cache supplied them (it
@@ -62,7 +68,7 @@ def _layouts() -> dict[str, int]:
                 png = o.get("data", {}).get("image/png")
                 if png:
                     digest = hashlib.sha256(base64.b64decode(png)).hexdigest()
-                    out[digest] = o.get("metadata", {}).get("image/png", {}).get("panels_per_row")
+                    out[digest] = o.get("metadata", {}).get("image/png", {})
     return out
 
 
@@ -92,12 +98,22 @@ def test_figures_legible_on_a_phone(browser, book_url, screenshots, path):
             continue
         digest = Path(img["src"]).stem
         assert digest in layouts, f"{path}: {img['src']} is not an output of the executed notebooks"
-        per_row = layouts[digest]
+        meta = layouts[digest]
+        per_row = meta.get("panels_per_row")
         assert per_row, f"{path}: {img['src']} records no panels_per_row (plot.set_style not called?)"
         if img["width"] / per_row < plot.PHONE_PANEL_PX:
             narrow.append(f"{img['src']}: {per_row} panels in {img['width']:.0f} px")
+        if meta.get("font_pt"):  # None: a figure without tick labels (a drawing)
+            assert meta.get("width"), f"{path}: {img['src']} records no width (not a retina PNG?)"
+            font_px = meta["font_pt"] * PX_PER_PT * img["width"] / meta["width"]
+            if font_px < plot.PHONE_FONT_PX:
+                narrow.append(f"{img['src']}: tick labels {font_px:.1f} px high ({meta['width']:.0f} px wide, "
+                              f"shown at {img['width']:.0f} px)")
+        else:
+            assert "font_pt" in meta, f"{path}: {img['src']} records no font_pt (plot.set_style not called?)"
     if narrow:
         page.locator("article").screenshot(path=str(screenshots / f"figures-phone-{Path(path).stem}.png"))
-    assert narrow == [], f"{path} at {PHONE} px: fewer than {plot.PHONE_PANEL_PX} px a panel: {narrow}"
+    assert narrow == [], (f"{path} at {PHONE} px: fewer than {plot.PHONE_PANEL_PX} px a panel or tick "
+                          f"labels under {plot.PHONE_FONT_PX} px: {narrow}")
     assert errors == []
     page.context.close()

@@ -5,6 +5,11 @@ keeps no outputs), with the project's kernel and ``BNBOOK_SCALE=smoke``. Chromiu
 notebook, chooses Run > Run All Cells from the menu, waits for the kernel, saves, and the test
 checks the saved notebook: every code cell ran, and none has an error output.
 
+It also reads the chapter as a reader does (issue 18): the text of its rendered markdown and of its
+outputs, from the DOM, shows no raw MyST (``{glue``, ``{cite``, ``{doc``, a directive's ``:label:``
+line), which ``jupyterlab-myst`` renders; the glued numbers, which it cannot render (its issue
+#165), stand in the hidden cell under each paragraph (``bnutils.glued``), every one filled in.
+
 The chapter is ``$BNBOOK_LAB_NOTEBOOK`` (default ``book/batchnorm.ipynb``); with
 ``BNBOOK_LAB_NOTEBOOK=stand-in``, a small notebook in the chapters' style stands in.
 """
@@ -30,7 +35,7 @@ from readers_env import ROOT
 TIMEOUT_S = float(os.environ.get("BNBOOK_LAB_TIMEOUT", 180))
 
 STAND_IN = [
-    ("markdown", "# Stand-in\n\nUsed while no chapter has code cells. Mean $\\mu$."),
+    ("markdown", "# Stand-in\n\nUsed while no chapter has code cells. Mean $\\mu$ = {glue:text}`mean:.3f`."),
     (
         "code",
         "import torch\nfrom myst_nb import glue\nfrom bnutils import plot\n"
@@ -53,6 +58,9 @@ def pick_notebook(workdir: Path) -> Path:
         nbformat.v4.new_markdown_cell(s) if kind == "markdown" else nbformat.v4.new_code_cell(s)
         for kind, s in STAND_IN
     ]
+    from bnutils import glued
+
+    nb = nbformat.from_dict(glued.sync(json.loads(nbformat.writes(nb)), "stand_in"))
     path = workdir / "stand_in.ipynb"
     nbformat.write(nb, path)
     return path
@@ -158,6 +166,15 @@ def test_run_all_cells_in_jupyterlab(browser, lab, screenshots):
         page.wait_for_function(
             f"() => {idle} && !{prompts}.includes('[*]:')", timeout=TIMEOUT_S * 1000, polling=500
         )
+        # what a reader reads: rendered markdown (its editor is hidden) and outputs, not the code
+        extensions = page.evaluate(
+            "() => JSON.parse(document.getElementById('jupyter-config-data').textContent)"
+            ".federated_extensions.map(e => e.name)"
+        )
+        shown = page.evaluate(
+            "() => [...document.querySelectorAll('.jp-MarkdownCell .jp-Cell-inputWrapper, .jp-OutputArea')]"
+            ".map(e => e.innerText).join('\\n')"
+        )
         page.keyboard.press("Control+s")
         page.wait_for_function(
             "() => !document.querySelector('.jp-mod-dirty')", timeout=30_000
@@ -181,3 +198,19 @@ def test_run_all_cells_in_jupyterlab(browser, lab, screenshots):
         if c.cell_type == "code" and c.source.strip() and c.execution_count is None
     ]
     assert not not_run, f"{notebook.name}: {len(not_run)} of {n_code} code cells not run: {not_run}"
+
+    assert "jupyterlab-myst" in extensions, f"jupyterlab-myst is not loaded (requirements.txt): {extensions}"
+    raw = {t: shown[max(0, shown.index(t) - 80):shown.index(t) + 80]
+           for t in ("{glue", "{cite", "{doc", "{ref", "{prf", "{exercise", "{solution", ":label:", ":class:")
+           if t in shown}
+    assert not raw, f"{notebook.name}: raw MyST visible in JupyterLab: {raw}"
+    from bnutils import glued
+
+    tables = [(i, "".join(o.get("data", {}).get("text/plain", "") for o in c.outputs))
+              for i, c in enumerate(saved.cells) if c.cell_type == "code" and c.source.startswith("glued.show(")]
+    cited = [k for c in saved.cells if c.cell_type == "markdown" for k in glued.keys_of(c.source)]
+    assert cited and len(tables) == sum(bool(glued.keys_of(c.source)) for c in saved.cells if c.cell_type == "markdown")
+    unfilled = [(i, t) for i, t in tables if not t or glued.MISSING in t or "run that chapter" in t]
+    assert not unfilled, f"{notebook.name}: glued numbers not shown under their paragraphs: {unfilled}"
+    for key in cited:  # each number beside the key the rendered text shows in its place
+        assert glued._split(key)[0] in shown, f"{notebook.name}: {key} is not in any table JupyterLab shows"

@@ -25,6 +25,7 @@ def test_workflow_builds_with_make_book_and_deploys_pages():
     assert "actions/cache" in uses and "actions/upload-pages-artifact" in uses
     cache = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/cache"))
     assert "_build/.jupyter_cache" in cache["with"]["path"]
+    assert "_build/zh/_build/.jupyter_cache" in cache["with"]["path"]
     upload = next(s for s in build["steps"] if s.get("uses", "").startswith("actions/upload-pages"))
     assert upload["with"]["path"] == "_build/html"
     assert deploy["needs"] == "build" and deploy["environment"]["name"] == "github-pages"
@@ -32,7 +33,7 @@ def test_workflow_builds_with_make_book_and_deploys_pages():
 
     # Every command it runs is a `make` target of the Makefile, named in the README when there is one.
     runs = [s["run"].strip() for job in wf["jobs"].values() for s in job["steps"] if "run" in s]
-    assert runs == ["make book"], runs
+    assert runs == ["make book", "make book-zh"], runs  # the English book, then the Chinese edition in it (zh/)
     makefile = (ROOT / "Makefile").read_text()
     readme = ROOT / "README.md"
     for cmd in runs:

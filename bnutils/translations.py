@@ -1,0 +1,359 @@
+"""The Chinese edition's machinery: catalogues, the zh build's configuration, Chinese notebooks.
+
+The English text is the source. Sphinx's gettext builder extracts it into one ``.pot`` template
+per page (``make update-translations``), ``sphinx-intl update`` merges the templates into the
+catalogues ``locales/zh_CN/LC_MESSAGES/<page>.po``, translators fill in each ``msgstr``, and
+``make book-zh`` builds the book with Sphinx's ``language = "zh_CN"``, which replaces every
+translated message (paragraphs, headings, list items, table cells, figure captions and alt texts)
+as it reads the page.
+
+    python -m bnutils.translations report     # per page: messages untranslated, fuzzy, with a token lost
+    python -m bnutils.translations config OUT # the zh build's _config.yml (this one + _config.zh.yml)
+    python -m bnutils.translations notebooks OUT  # Chinese notebooks (catalogues applied to markdown)
+
+A translation keeps verbatim (:func:`tokens`): every MyST role whose argument is a key
+(``{glue:text}`...```, ``{cite}`...```, ``{eq}`...```, ``{numref}`...``` without a title, ...),
+the *target* of a titled ``{ref}``/``{doc}``/``{numref}``/``{term}``/``{download}`` role (its
+title is translated), inline code, maths ``$...$`` and ``$$...$$``, link targets ``](...)`` and
+HTML tags. tests/test_translations.py checks every catalogue by these rules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import re
+import sys
+from collections import Counter
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+LOCALES = ROOT / "locales"
+LANGUAGE = "zh_CN"
+OVERLAY = ROOT / "_config.zh.yml"
+
+ROLE = re.compile(r"(?<!`)\{([\w:.-]+)\}`([^`]*)`")  # not `{name}` shown as code
+TITLED = re.compile(r"^(.*?)\s*<([^<>]+)>$", re.S)
+MATH = re.compile(r"\$\$.+?\$\$|\$[^$\n]+?\$", re.S)
+CODE = re.compile(r"``.+?``|`[^`]+`", re.S)
+LINK = re.compile(r"\]\(([^)]+)\)")
+HTML = re.compile(r"</?[a-zA-Z][^>]*>")
+
+
+def tokens(text: str) -> Counter:
+    """What a translation of ``text`` must keep verbatim, with how often it occurs."""
+    out = Counter()
+
+    def role(m):
+        name, arg = m.group(1), m.group(2)
+        t = TITLED.match(arg)
+        if name in ("ref", "doc", "numref", "term", "download") and t:
+            out[f"{{{name}}}`...<{t.group(2)}>`"] += 1
+        else:
+            out[m.group(0)] += 1
+        return " "
+
+    rest = ROLE.sub(role, text)
+
+    def math(m):
+        out[m.group(0)] += 1
+        return " "
+
+    rest = MATH.sub(math, rest)
+    for rx in (CODE, LINK, HTML):
+        for m in rx.finditer(rest):
+            out[m.group(0) if rx is not LINK else "](" + m.group(1) + ")"] += 1
+        rest = rx.sub(" ", rest)
+    return out
+
+
+def missing(msgid: str, msgstr: str) -> list[str]:
+    """The tokens of ``msgid`` that ``msgstr`` lacks (or has fewer times)."""
+    need, have = tokens(msgid), tokens(msgstr)
+    return [t for t, n in need.items() if have[t] < n]
+
+
+def catalogues(locales: Path = LOCALES, language: str = LANGUAGE) -> list[Path]:
+    return sorted((Path(locales) / language / "LC_MESSAGES").rglob("*.po"))
+
+
+def read(path: Path):
+    from babel.messages.pofile import read_po
+
+    with open(path, "rb") as f:
+        return read_po(f)
+
+
+def messages(path: Path):
+    """The messages of a catalogue (not its header), obsolete ones left out."""
+    return [m for m in read(path) if m.id]
+
+
+def problems(path: Path) -> dict[str, list]:
+    """``{"untranslated": [msgid], "fuzzy": [msgid], "tokens": [(msgid, [missing])]}``."""
+    out = {"untranslated": [], "fuzzy": [], "tokens": []}
+    for m in messages(path):
+        if not m.string:
+            out["untranslated"].append(m.id)
+        elif m.fuzzy:
+            out["fuzzy"].append(m.id)
+        elif lost := missing(m.id, m.string):
+            out["tokens"].append((m.id, lost))
+    return out
+
+
+def report(locales: Path = LOCALES, language: str = LANGUAGE) -> int:
+    """Print, per page, how many messages need work; returns how many do in all."""
+    total = 0
+    base = Path(locales) / language / "LC_MESSAGES"
+    print(f"{'page':28} {'messages':>8} {'untranslated':>12} {'fuzzy':>6} {'tokens lost':>11}")
+    for path in catalogues(locales, language):
+        p = problems(path)
+        n = sum(len(v) for v in p.values())
+        total += n
+        print(f"{path.relative_to(base).with_suffix('').as_posix():28} {len(messages(path)):8d} "
+              f"{len(p['untranslated']):12d} {len(p['fuzzy']):6d} {len(p['tokens']):11d}")
+    print(f"{total} messages to translate or review (msgstr empty, '#, fuzzy', or a kept token lost);"
+          " see CONTRIBUTING.md, 'The Chinese edition'")
+    return total
+
+
+# ---------------------------------------------------------------------- the zh build's configuration
+
+def zh_config(out: Path, edition: str = "zh") -> Path:
+    """Write the Chinese edition's ``_config.yml`` to ``out``: this repository's ``_config.yml``
+    with ``_config.zh.yml`` merged in (dictionaries key by key, anything else replaced), and the
+    paths Jupyter Book reads relative to the config file made absolute, so that ``jupyter-book
+    build . --config out`` builds the same book in Chinese. ``edition="en"``: the English
+    configuration, with the same absolute paths (for the gettext extraction, whose ``conf.py``
+    ``jupyter-book config sphinx`` writes next to the configuration)."""
+    import yaml
+
+    def merge(a: dict, b: dict) -> dict:
+        a = copy.deepcopy(a)
+        for k, v in b.items():
+            a[k] = merge(a[k], v) if isinstance(v, dict) and isinstance(a.get(k), dict) else v
+        return a
+
+    base = yaml.safe_load((ROOT / "_config.yml").read_text())
+    config = merge(base, yaml.safe_load(OVERLAY.read_text())) if edition == "zh" else base
+    sphinx = config.setdefault("sphinx", {})
+    sphinx["local_extensions"] = {k: str((ROOT / v).resolve()) for k, v in sphinx.get("local_extensions", {}).items()}
+    conf = sphinx.setdefault("config", {})
+    conf["locale_dirs"] = [str((ROOT / d).resolve()) for d in conf.get("locale_dirs", ["locales/"])]
+    conf.setdefault("gettext_compact", False)  # one catalogue per page
+    if edition == "en":
+        # the gettext builder keeps a figure's PNG (and so its alt text, a message) over its text/plain
+        conf["nb_mime_priority_overrides"] = [["gettext", "image/png", 0]]
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text("# Generated by `python -m bnutils.translations config` from _config.yml and _config.zh.yml:"
+                   " edit those, not this file.\n" + yaml.safe_dump(config, allow_unicode=True, sort_keys=False))
+    return out
+
+
+# ---------------------------------------------------------------------- Chinese notebooks
+
+def normalise(text: str) -> str:
+    return " ".join(text.split())
+
+
+def translations(locales: Path = LOCALES, language: str = LANGUAGE, page: str | None = None) -> dict[str, str]:
+    """msgid (whitespace normalised) -> msgstr, translated and not fuzzy, of one page's
+    catalogue (``page`` = "book/ics") or of all."""
+    base = Path(locales) / language / "LC_MESSAGES"
+    paths = [base / f"{page}.po"] if page else catalogues(locales, language)
+    out = {}
+    for path in paths:
+        if path.exists():
+            out.update({normalise(m.id): m.string for m in messages(path) if m.string and not m.fuzzy})
+    return out
+
+
+# A block of a markdown cell: a fenced directive (kept whole when its body is not prose), a
+# heading, a list item, a table row, or a paragraph (lines up to a blank line).
+FENCE = re.compile(r"^(```+|~~~+|:::+)")
+ITEM = re.compile(r"^(\s*)([-*+]|\d+[.)])\s+")
+HEADING = re.compile(r"^(#{1,6})\s+(.*)$")
+OPTION = re.compile(r"^:[\w-]+:")
+
+
+def translate_markdown(source: str, table: dict[str, str]) -> tuple[str, int, int]:
+    """``source`` (a markdown cell) with each block whose text is a msgid replaced by its msgstr.
+    Headings, list items, table cells, paragraphs and the paragraphs inside directives (an
+    exercise's, a solution's, an admonition's body) are blocks; code fences and options are kept.
+    Returns (text, blocks translated, blocks with English words and no message)."""
+    lines = source.split("\n")
+    out: list[str] = []
+    done = left = 0
+    para: list[str] = []
+    para_prefix = ""
+
+    def lookup(text: str):
+        return table.get(normalise(text))
+
+    def flush():
+        nonlocal para, done, left, para_prefix
+        if not para:
+            return
+        text = "\n".join(para)
+        t = lookup(text)
+        if t is not None:
+            out.append(para_prefix + t)
+            done += 1
+        else:
+            out.append(para_prefix + text)
+            left += bool(re.search(r"[A-Za-z]{3,}", MATH.sub("", ROLE.sub("", text))))
+        para, para_prefix = [], ""
+
+    fence = None
+    for line in lines:
+        stripped = line.strip()
+        if fence == "$$":  # inside display maths: kept as it is
+            out.append(line)
+            if stripped.endswith("$$"):
+                fence = None
+            continue
+        if stripped.startswith("$$") and not para:
+            flush()
+            out.append(line)
+            if not (len(stripped) > 2 and stripped.endswith("$$")):
+                fence = "$$"
+            continue
+        if re.fullmatch(r"\([\w:.-]+\)=", stripped):  # a label target
+            flush()
+            out.append(line)
+            continue
+        if fence is not None:  # inside a code fence: kept as it is
+            out.append(line)
+            if stripped.startswith(fence) and stripped.strip(fence[0]) == "":
+                fence = None
+            continue
+        m = FENCE.match(stripped)
+        if m:
+            flush()
+            rest = stripped[len(m.group(1)):]
+            if rest.startswith("{") or m.group(1).startswith(":"):
+                # a directive: its title is a message, its body is markdown again (closing fence kept)
+                name = re.match(r"\{([^}]*)\}\s*(.*)", rest)
+                if name and name.group(2) and lookup(name.group(2)) is not None:
+                    line = line[: line.index(name.group(2))] + lookup(name.group(2))
+                    done += 1
+                out.append(line)
+                continue
+            if rest == "" and out and any(FENCE.match(o.strip()) for o in out[-1:]):
+                out.append(line)
+                continue
+            if rest == "":  # closing fence of a directive
+                out.append(line)
+                continue
+            fence = m.group(1)  # a code block
+            out.append(line)
+            continue
+        if not stripped:
+            flush()
+            out.append(line)
+            continue
+        if OPTION.match(stripped):
+            flush()
+            out.append(line)
+            continue
+        h = HEADING.match(stripped)
+        if h:
+            flush()
+            t = lookup(h.group(2))
+            out.append(f"{h.group(1)} {t}" if t is not None else line)
+            done += t is not None
+            left += t is None
+            continue
+        if stripped.startswith("|"):
+            flush()
+            cells = stripped.strip("|").split("|")
+            if all(set(c.strip()) <= set("-: ") for c in cells):
+                out.append(line)
+                continue
+            new = []
+            for c in cells:
+                t = lookup(c) if c.strip() else None
+                new.append(f" {t} " if t is not None else c)
+                done += t is not None
+            out.append(line[: len(line) - len(line.lstrip())] + "|" + "|".join(new) + "|")
+            continue
+        i = ITEM.match(line)
+        if i:
+            flush()
+            para_prefix = line[: i.end()]
+            para = [line[i.end():]]
+            continue
+        if para and para_prefix and line.startswith(" " * len(para_prefix)):
+            para.append(line.strip())
+            continue
+        para.append(line)
+    flush()
+    return "\n".join(out), done, left
+
+
+def zh_notebooks(out: Path, locales: Path = LOCALES, language: str = LANGUAGE) -> dict[str, tuple[int, int]]:
+    """Write each chapter with its markdown cells in Chinese to ``out``; code cells are kept, with
+    one cell before the first that sets ``BNBOOK_LANG=zh`` (so that ``plot.set_style()`` draws the
+    figures in Chinese), and the figures' captions and alt texts (cell metadata) are translated.
+    Returns {chapter: (blocks translated, blocks with English words and no message)}."""
+    import nbformat
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    stats = {}
+    for path in sorted((ROOT / "book").glob("*.ipynb")):
+        table = translations(locales, language, page=f"book/{path.stem}")
+        nb = nbformat.read(path, as_version=4)
+        done = left = 0
+        for cell in nb.cells:
+            if cell.cell_type != "markdown":
+                continue
+            cell.source, d, lft = translate_markdown(cell.source, table)
+            done, left = done + d, left + lft
+        for cell in nb.cells:  # figure captions and alt texts live in code cells' metadata
+            md = cell.metadata.get("mystnb", {}) if cell.cell_type == "code" else {}
+            for key, sub in (("figure", "caption"), ("image", "alt")):
+                text = md.get(key, {}).get(sub)
+                if text and normalise(text) in table:
+                    md[key][sub] = table[normalise(text)]
+        # figures with Chinese labels: bnutils.plot.set_style() reads BNBOOK_LANG (first code cell)
+        first_code = next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells))
+        lang_cell = nbformat.v4.new_code_cell('import os\n\nos.environ.setdefault("BNBOOK_LANG", "zh")  # 中文版：图中的标签为中文')
+        lang_cell.metadata["tags"] = ["remove-cell"]
+        nb.cells.insert(first_code, lang_cell)
+        nb.metadata["bnbook"] = {"edition": "zh"}
+        nbformat.write(nb, out / path.name)
+        stats[path.stem] = (done, left)
+    return stats
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m bnutils.translations", description=__doc__.split("\n\n")[0])
+    sub = ap.add_subparsers(dest="cmd", required=True)
+    r = sub.add_parser("report", help="per page: messages untranslated, fuzzy, or with a kept token lost")
+    r.add_argument("--locales", default=str(LOCALES))
+    c = sub.add_parser("config", help="write the zh build's _config.yml")
+    c.add_argument("out")
+    c.add_argument("--edition", choices=("zh", "en"), default="zh")
+    n = sub.add_parser("notebooks", help="write the chapters with Chinese markdown cells")
+    n.add_argument("out")
+    n.add_argument("--locales", default=str(LOCALES))
+    args = ap.parse_args(argv)
+    if args.cmd == "report":
+        report(Path(args.locales))
+    elif args.cmd == "config":
+        print(f"{args.edition} configuration: {zh_config(Path(args.out), args.edition)}")
+    else:
+        stats = zh_notebooks(Path(args.out), Path(args.locales))
+        for name, (done, left) in stats.items():
+            print(f"{name:14} {done:4d} blocks translated, {left:3d} blocks with English and no message")
+        print(f"Chinese notebooks in {args.out}: {sum(d for d, _ in stats.values())} blocks translated, "
+              f"{sum(l for _, l in stats.values())} found no message")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
