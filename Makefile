@@ -63,7 +63,8 @@ book: setup
 
 ## make book-zh: the Chinese edition (issue 23) at the same scale, into $(BOOK_OUT)/_build/zh/_build/html,
 ## copied to _build/html/zh/ of the English book (one site, as published). Its configuration is
-## _config.yml with _config.zh.yml merged in (Sphinx language zh_CN, the catalogues of locales/).
+## _config.yml with _config.zh.yml merged in (Sphinx language zh_CN, the catalogues of locales/), and
+## _toc.yml with its part captions translated (bnutils.translations.zh_toc).
 ## The chapters run again with BNBOOK_LANG=zh only to draw the figures in Chinese (bnutils.plot):
 ## every training run comes from the experiment cache the English build filled (same scale, same key).
 ## make book-zh-smoke-build: the smoke-scale Chinese edition for `make test`, from the executions
@@ -81,7 +82,7 @@ book-zh: setup
 	@$(call fresh-cache,$(ZH_OUT))
 	$(BIN)/python -m bnutils.translations config $(ZH_OUT)/_config.yml
 	BNBOOK_LANG=zh BNBOOK_SCALE=$(BNBOOK_SCALE) $(BIN)/jupyter-book build . --config $(ZH_OUT)/_config.yml \
-	  --path-output $(ZH_OUT) --keep-going
+	  --toc $(ZH_OUT)/_toc.yml --path-output $(ZH_OUT) --keep-going
 	@mkdir -p $(BOOK_OUT)/_build/html && rm -rf $(BOOK_OUT)/_build/html/zh \
 	  && cp -r $(ZH_OUT)/_build/html $(BOOK_OUT)/_build/html/zh  # a copy: a Pages artifact holds no links
 	@echo "The Chinese edition is at file://$(abspath $(BOOK_OUT))/_build/html/zh/index.html"
@@ -94,7 +95,7 @@ book-zh-smoke-build: setup
 	$(BIN)/python -m bnutils.translations config $(ZH_SMOKE)/_config.yml
 	BNBOOK_SCALE=smoke $(BIN)/python -m bnutils.teaching.checked cache $(CHECK)/executed --build $(ZH_SMOKE)
 	BNBOOK_LANG=zh BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --config $(ZH_SMOKE)/_config.yml \
-	  --path-output $(ZH_SMOKE) -W -n --keep-going --all
+	  --toc $(ZH_SMOKE)/_toc.yml --path-output $(ZH_SMOKE) -W -n --keep-going --all
 	@mkdir -p $(JB_SMOKE)/_build/html && ln -sfn ../zh/_build/html $(JB_SMOKE)/_build/html/zh
 
 update-translations: setup

@@ -5,6 +5,8 @@ span, code span, link target and HTML tag of the English kept unchanged in the C
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from bnutils import translations as tr
@@ -77,3 +79,16 @@ def test_chinese_notebooks(tmp_path):
             md = cell["metadata"].get("mystnb", {})
             for text in (md.get("figure", {}).get("caption"), md.get("image", {}).get("alt")):
                 assert text is None or re.search(r"[\u4e00-\u9fff]", text), (path.name, text[:80])
+
+
+def test_zh_toc_translates_every_caption_and_keeps_the_chapters(tmp_path):
+    import yaml
+
+    from bnutils.translations import zh_toc
+
+    en = yaml.safe_load((tr.ROOT / "_toc.yml").read_text())
+    zh = yaml.safe_load(zh_toc(tmp_path / "_toc.yml").read_text())
+    assert [p["chapters"] for p in zh["parts"]] == [p["chapters"] for p in en["parts"]]
+    assert zh["root"] == en["root"]
+    for part in zh["parts"]:
+        assert re.search(r"[\u3400-\u9fff]", part["caption"]), part["caption"]

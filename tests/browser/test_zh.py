@@ -90,6 +90,15 @@ def test_chinese_page_reads_in_chinese(browser, zh_url, book_url, path):
                     continue  # a page without a paragraph of prose (the bibliography)
                 assert fonts and all("CJK" in f or "Noto Sans SC" in f for f in fonts), (path, selector, fonts)
 
+            # every heading of the article and every caption of the sidebar in Chinese (a heading
+            # like "1. Higher learning rates" once stayed English: its translation parsed as a list)
+            english_headings = page.evaluate(
+                r"""() => [...document.querySelectorAll('article h1, article h2, article h3, article h4,'
+                    + ' .bd-sidebar-primary p.caption')]
+                    .map(h => h.textContent.replace('#', '').trim())
+                    .filter(t => t && !/[\u3400-\u9fff]/.test(t))""")
+            assert not english_headings, f"{path}: headings or captions in English: {english_headings}"
+
         # maths typeset, no raw TeX, no glue key or MyST role left
         untypeset = page.evaluate(
             "() => [...document.querySelectorAll('.math')].filter(e => !e.querySelector('mjx-container')).length")
