@@ -448,3 +448,31 @@ def test_executed_chapters_feed_the_builds_jupyter_cache(tmp_path):
     _, merged = cache.merge_match_into_notebook(nbformat.read(path, as_version=4))  # as myst-nb does
     outs = [o.text for c in merged.cells if c.cell_type == "code" for o in c.outputs]
     assert outs[0] == "out 0\n" and len(outs) == sum(c.cell_type == "code" for c in nb.cells)
+
+
+def test_a_kernel_that_does_not_answer_is_started_again():
+    """Kernels started side by side sometimes lose jupyter_client's race for a port and never answer
+    (jupyter/jupyter_client#487): the checked run starts a new one instead of losing the chapter."""
+    from bnutils.teaching import checked_plugin
+
+    starts = []
+
+    def kernel(name, cwd=None, startup_timeout=60):
+        starts.append((name, cwd))
+        if len(starts) < checked_plugin.KERNEL_STARTS:
+            raise RuntimeError("Kernel didn't respond in 60 seconds")
+        return "kernel"
+
+    with pytest.warns(UserWarning, match="did not start"):
+        assert checked_plugin._start(kernel, "python3", cwd="/book") == "kernel"
+    assert starts == [("python3", "/book")] * checked_plugin.KERNEL_STARTS
+
+    starts.clear()
+
+    def dead(name, **kw):
+        starts.append(name)
+        raise RuntimeError("Kernel died before replying to kernel_info")
+
+    with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="Kernel died"):
+        checked_plugin._start(dead, "python3")
+    assert len(starts) == checked_plugin.KERNEL_STARTS

@@ -2,7 +2,11 @@
 the student-copy check as well: ``conftest.py`` loads it (``-p bnutils.teaching.checked_plugin``
 elsewhere). It acts only on notebooks whose metadata says ``bnbook.checked_copy``:
 
-* each one's kernel starts in its chapter's folder (nbval starts it in the notebook's own);
+* each one's kernel starts in its chapter's folder (nbval starts it in the notebook's own), and a
+  kernel that does not answer is started again, up to :data:`KERNEL_STARTS` times in all: kernels
+  started side by side (``pytest -n 2``) sometimes lose jupyter_client's race for a TCP port and
+  never answer (jupyter/jupyter_client#487; a CI run lost a whole chapter to it), and a fresh
+  kernel gets fresh ports;
 * after a cell ran, :func:`bnutils.teaching.checked.check_cell` (a stub raises nothing but
   ``NotImplementedError``; a self-check prints a pass), whose failure fails the cell's item;
 * when every cell passed, the chapter is written with their outputs
@@ -17,6 +21,8 @@ import warnings
 import pytest
 
 from .checked import ROOT, check_cell, write_executed
+
+KERNEL_STARTS = 3
 
 
 def _meta(item):
@@ -37,7 +43,7 @@ def pytest_collection_modifyitems(session, config, items):
 
         def setup_in_chapter_folder(setup=setup, cwd=cwd):
             kernel = plugin.RunningKernel
-            plugin.RunningKernel = lambda name, **kw: kernel(name, **{**kw, "cwd": cwd})
+            plugin.RunningKernel = lambda name, **kw: _start(kernel, name, **{**kw, "cwd": cwd})
             try:
                 setup()
             finally:
@@ -46,6 +52,18 @@ def pytest_collection_modifyitems(session, config, items):
         parent.setup = setup_in_chapter_folder
         parent._bnbook_outputs, parent._bnbook_failed, parent._bnbook_t0 = {}, False, None
         parent._bnbook_ncells = sum(c.cell_type == "code" for c in parent.nb.cells)
+
+
+def _start(kernel, name, **kw):
+    """``kernel(name, **kw)``, started again when it does not answer (nbval's RuntimeError)."""
+    for attempt in range(1, KERNEL_STARTS + 1):
+        try:
+            return kernel(name, **kw)
+        except RuntimeError as e:
+            if attempt == KERNEL_STARTS:
+                raise
+            warnings.warn(f"kernel {name!r} did not start ({e}); starting a new one "
+                          f"(attempt {attempt + 1} of {KERNEL_STARTS})", stacklevel=2)
 
 
 @pytest.hookimpl(wrapper=True)
