@@ -72,7 +72,9 @@ book: setup
 ## tests/test_plot_zh.py checks the Chinese ones), linked as $(JB_SMOKE)/_build/html/zh for the browser tests.
 ## make update-translations: re-extract the English messages (Sphinx's gettext builder, with the
 ## chapters' outputs from the smoke executions so that figure captions and alt texts are extracted),
-## merge them into locales/zh_CN (sphinx-intl update), and print per page what needs translating.
+## merge them into locales/zh_CN (sphinx-intl update), refresh the claims' catalogue claims.po from the
+## smoke ledgers the chapters' executions wrote (python -m bnutils.translations claims; the summary's
+## table in Chinese), and print per page what needs translating.
 ## make notebooks-zh: the chapters with Chinese markdown, for readers, in _build/zh/notebooks.
 .PHONY: book-zh book-zh-smoke book-zh-smoke-build update-translations notebooks-zh
 ZH_OUT := $(BOOK_OUT)/_build/zh
@@ -107,6 +109,7 @@ update-translations: setup
 	BNBOOK_SCALE=smoke PYTHONPATH=_ext $(BIN)/sphinx-build -q -b gettext -c $(GETTEXT) -D nb_execution_mode=cache \
 	  -D nb_execution_cache_path=$(abspath $(GETTEXT))/_build/.jupyter_cache . $(GETTEXT)/pot
 	$(BIN)/sphinx-intl update -p $(GETTEXT)/pot -l zh_CN -d locales
+	-BNBOOK_SCALE=smoke $(BIN)/python -m bnutils.translations claims
 	$(BIN)/python -m bnutils.translations report
 
 notebooks-zh: setup

@@ -237,11 +237,66 @@ def load(chapters, scale: str | None = None) -> list[Claim]:
     return out
 
 
-def frame(claims):
-    """The claims as a table: chapter, id, sentence, value, bound, status."""
+def frame(claims, lang: str = "en"):
+    """The claims as a table: chapter, id, sentence, value, bound, status. ``lang="zh"`` (the
+    summary passes ``plot.edition()``): the same table in Chinese, each sentence from the claims'
+    catalogue (``locales/zh_CN/LC_MESSAGES/claims.po``, :mod:`bnutils.translations`), each chapter
+    by its Chinese title; a claim without a translation raises, naming the command that refreshes
+    the catalogue."""
     import pandas as pd
 
+    claims = list(claims)
+    if lang == "zh":
+        return _frame_zh(claims)
     rows = [dict(chapter=c.chapter, id=c.id, claim=c.sentence,
                  value=("true" if c.value else "false") if c.condition else _fmt(c.value), bound=c.bound,
                  status=c.status_text) for c in claims]
     return pd.DataFrame(rows, columns=["chapter", "id", "claim", "value", "bound", "status"])
+
+
+# The Chinese edition's words of the table (terms of locales/zh_CN/TERMS.md: claim = 论断).
+ZH_COLUMNS = {"chapter": "章", "id": "id", "claim": "论断", "value": "测得值", "bound": "界限", "status": "状态"}
+ZH_STATUS = {HOLDS: "成立", FAILS: "不成立"}
+
+
+def bound_zh(c: Claim) -> str:
+    """:attr:`Claim.bound` in Chinese: ``> 2`` as it is, ``在 (0.5, 2) 内``, ``为真``."""
+    if c.condition:
+        return "为真"
+    if c.low is not None and c.high is not None:
+        return "在 " + c.bound[len("in "):] + " 内"
+    return c.bound
+
+
+def status_zh(c: Claim) -> str:
+    """:attr:`Claim.status_text` in Chinese (the scales' names, as in the text, stay as they are)."""
+    if c.status == WAITS:
+        return f"{c.scale} 规模下未检验（在 {'、'.join(c.scales)} 规模下检验）"
+    return ZH_STATUS[c.status]
+
+
+def untranslated(claims) -> list[Claim]:
+    """The claims whose sentence has no (reviewed) translation in the claims' catalogue."""
+    from .translations import untranslated_claims
+
+    return untranslated_claims(claims)
+
+
+def _frame_zh(claims):
+    import pandas as pd
+
+    from .translations import CLAIMS_CATALOGUE, CLAIMS_REFRESH, chapter_title, claim_translation, claim_translations
+
+    table = claim_translations()
+    titles = {ch: chapter_title(ch) for ch in dict.fromkeys(c.chapter for c in claims)}
+    rows = []
+    for c in claims:
+        sentence = claim_translation(c, table)
+        if sentence is None:
+            raise KeyError(f"claim {c.chapter}.{c.id} ({c.sentence!r}) has no translation in {CLAIMS_CATALOGUE}: "
+                           f"run `{CLAIMS_REFRESH}` and translate it")
+        rows.append({"chapter": titles[c.chapter], "id": c.id, "claim": sentence,
+                     "value": ("真" if c.value else "假") if c.condition else _fmt(c.value),
+                     "bound": bound_zh(c), "status": status_zh(c)})
+    out = pd.DataFrame(rows, columns=list(ZH_COLUMNS))
+    return out.rename(columns=ZH_COLUMNS)

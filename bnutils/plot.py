@@ -361,8 +361,8 @@ def sweep_plot(ax, df, x: str, y: str, hue: str, log_x: bool = True, diverged_y=
 def table(df, digits: int = 3, missing: str = "diverged", names: dict | None = None):
     """``df`` as readers should see it: words for code names (``model.norm`` -> "normalization",
     ``None`` -> "standard", ``"bn"`` -> "BN"), ``digits`` significant digits, ``missing``
-    ("diverged") for inf and NaN. Every DataFrame a chapter displays goes through it; see
-    :func:`bnutils.tables.readable`."""
+    ("diverged") for inf and NaN, every word in Chinese in the Chinese edition. Every DataFrame a
+    chapter displays goes through it; see :func:`bnutils.tables.readable`."""
     from .tables import readable
 
     return readable(df, digits=digits, missing=missing, names=names)
@@ -383,9 +383,12 @@ UNTRANSLATED: set[str] = set()  # labels with English words that plot_zh does no
 KEEP = {"BN", "MLP", "SGD", "CNN", "VGG", "ReLU", "LayerNorm", "GroupNorm", "PyTorch", "Glorot", "He",
         "ICS", "SLQ", "CG", "Hessian", "mnist5k", "mnist", "MNIST", "CIFAR", "ms", "sigmoid", "Sigmoid",
         "dropout", "epoch", "momentum", "ln", "BatchNorm", "InstanceNorm", "DLN", "VGG-style",
-        "AdaGrad", "RMSProp", "L-BFGS", "BFGS", "Ioffe", "Szegedy", "Santurkar", "Adam", "std", "sd"}
+        "AdaGrad", "RMSProp", "L-BFGS", "BFGS", "Ioffe", "Szegedy", "Santurkar", "Adam", "std", "sd",
+        "ResNet", "GPT", "eps", "logit", "logits", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"}
 _MATH = __import__("re").compile(r"\$[^$]*\$")
-_WORD = __import__("re").compile(r"[A-Za-z][A-Za-z'-]*[A-Za-z]")
+_CODE = __import__("re").compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # dotted names: metrics.ics, torch.nn
+# a word: two letters or more, not part of a name with digits (float32, mnist5k, l2)
+_WORD = __import__("re").compile(r"(?<![0-9A-Za-z])[A-Za-z][A-Za-z'-]*[A-Za-z](?![0-9A-Za-z])")
 
 
 import json  # noqa: E402
@@ -399,20 +402,23 @@ def edition() -> str:
 
 
 def english_words(text: str) -> list[str]:
-    """The English words of a label outside maths and the names kept in Chinese text."""
-    return [w for w in _WORD.findall(_MATH.sub(" ", text)) if w not in KEEP]
+    """The English words of a label outside maths, code names (``metrics.ics``, ``float32``) and
+    the names kept in Chinese text."""
+    return [w for w in _WORD.findall(_CODE.sub(" ", _MATH.sub(" ", text))) if w not in KEEP]
 
 
 def translate(text, lang: str | None = None):
     """``text`` in the edition's language: the Chinese label of ``bnutils.plot_zh`` in the Chinese
     edition (exact labels first, then the formatted ones), ``text`` itself otherwise."""
-    if (lang or edition()) != "zh" or not isinstance(text, str) or not english_words(text):
+    if (lang or edition()) != "zh" or not isinstance(text, str):
         return text
     from . import plot_zh
 
     key = " ".join(text.split())  # a label broken over lines is looked up as one line
-    if key in plot_zh.LABELS:
+    if key in plot_zh.LABELS:  # first: a label of kept words can have a translation ("sd")
         return plot_zh.LABELS[key]
+    if not english_words(text):
+        return text
     for rx, template in plot_zh.PATTERNS:
         m = rx.fullmatch(key)
         if m:

@@ -8,6 +8,11 @@ value as a word ("diverged" by default; "not reached" where that is what it mean
 ``inf`` or ``NaN``. The result is a DataFrame of strings: it reads the same in the HTML book, the
 PDF (its ``text/plain``), JupyterLab and Colab.
 
+In the Chinese edition (``plot.edition() == "zh"``, ``make book-zh``) every header, index label and
+word it writes ("diverged", "not reached", "yes", ...) goes through ``plot.translate``, so the
+Chinese words live with the figures' labels in ``bnutils.plot_zh`` (a table word missing there is
+listed like a figure's, ``BNBOOK_LABELS_MISSING``).
+
 Not a run module: nothing here is part of an experiment's cache key.
 """
 
@@ -81,14 +86,15 @@ def number(x, digits: int = 3, missing: str = "diverged", whole: bool = False) -
     return f"{x:.{digits - 1}e}"
 
 
-def label(value, level_name=None) -> str:
-    """An index or column label as text: a normalisation's name, a parameter with ``:g``."""
+def label(value, level_name=None, names: dict | None = None) -> str:
+    """An index or column label as text: a normalisation's name, a name of ``names`` (default
+    :data:`NAMES`), a parameter with ``:g``."""
     if value is None or (isinstance(value, float) and math.isnan(value)):
         return "standard" if level_name in NORM_LEVELS else ""
     if isinstance(value, str):
         if level_name in NORM_LEVELS:  # "l2" is the l2 norm only where the level is the normalization
             return NORMS.get(value, value)
-        return NAMES.get(value, value)
+        return (NAMES if names is None else names).get(value, value)
     if isinstance(value, (bool, np.bool_)):
         return "yes" if value else "no"
     if isinstance(value, numbers.Number):
@@ -96,18 +102,22 @@ def label(value, level_name=None) -> str:
     return str(value)
 
 
-def _index(index: pd.Index, names: dict) -> pd.Index:
+def _index(index: pd.Index, names: dict, words=lambda text: text) -> pd.Index:
+    """``index`` with its level names renamed and its labels as text, each through ``words``."""
     level_names = list(index.names)
-    words = [names.get(n, n) if n is not None else None for n in level_names]
+    titles = [words(names.get(n, n)) if n is not None else None for n in level_names]
     if isinstance(index, pd.MultiIndex):
-        tuples = [tuple(label(v, n) for v, n in zip(t, level_names)) for t in index]
-        return pd.MultiIndex.from_tuples(tuples, names=words)
-    return pd.Index([label(v, level_names[0]) for v in index], name=words[0])
+        tuples = [tuple(words(label(v, n, names)) for v, n in zip(t, level_names)) for t in index]
+        return pd.MultiIndex.from_tuples(tuples, names=titles)
+    return pd.Index([words(label(v, level_names[0], names)) for v in index], name=titles[0])
 
 
-def readable(df, digits: int = 3, missing: str = "diverged", names: dict | None = None) -> pd.DataFrame:
+def readable(df, digits: int = 3, missing: str = "diverged", names: dict | None = None,
+             lang: str | None = None) -> pd.DataFrame:
     """``df`` (or a Series) for readers: words for code names, ``digits`` significant digits,
-    ``missing`` ("diverged") for inf and NaN. ``names`` adds or overrides renamings.
+    ``missing`` ("diverged") for inf and NaN. ``names`` adds or overrides renamings. ``lang``
+    (default: the edition being built, ``plot.edition()``): "zh" translates every header, label
+    and word through ``plot.translate``; numbers are written the same in both editions.
 
     >>> readable(pd.DataFrame({"final_loss": [0.26634, float("inf")]},
     ...                       index=pd.Index([None, "bn"], name="model.norm")))  # doctest: +NORMALIZE_WHITESPACE
@@ -116,9 +126,13 @@ def readable(df, digits: int = 3, missing: str = "diverged", names: dict | None 
     standard                    0.266
     BN                       diverged
     """
+    from . import plot
+
+    zh = (lang or plot.edition()) == "zh"
     if isinstance(df, pd.Series):
         df = df.to_frame(name=df.name if df.name is not None else "value")
     all_names = {**NAMES, **(names or {})}
+    words = (lambda text: plot.translate(text, "zh")) if zh else (lambda text: text)
     out = df.copy().astype(object)
     for j in range(df.shape[1]):
         column = df.iloc[:, j]
@@ -127,7 +141,7 @@ def readable(df, digits: int = 3, missing: str = "diverged", names: dict | None 
         # a column of whole numbers (iterations, counts) is shown whole: 27, not 27.0
         whole = column.dtype != bool and len(finite) > 0 and bool(np.all(finite == np.round(finite))) \
             and bool(np.all(np.abs(finite) < 1e15))
-        out.iloc[:, j] = [number(v, digits, missing, whole) for v in column]
-    out.index = _index(df.index, all_names)
-    out.columns = _index(df.columns, all_names)
+        out.iloc[:, j] = [words(number(v, digits, missing, whole)) for v in column]
+    out.index = _index(df.index, all_names, words)
+    out.columns = _index(df.columns, all_names, words)
     return out
