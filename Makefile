@@ -119,8 +119,11 @@ notebooks-zh: setup
 ## is also the student-copy check and feeds the strict build), a strict smoke-scale build, browser tests.
 ## Two pytest-xdist workers (TEST_JOBS=2; TEST_JOBS=0 runs in one process): a notebook stays in one
 ## worker (--dist loadfile) and the chapters in AFTER (the summary reads every chapter's claims
-## ledger) run when the others are done. `make bench-book` times each part (unit, notebooks,
-## book-smoke-build: the build alone, browser-run: the browser tests alone).
+## ledger) run when the others are done; the English and the Chinese smoke builds run side by side
+## (smoke-builds: one Sphinx process each). `make bench-book` times each part (unit, notebooks,
+## smoke-builds: the two builds alone, browser-run: the browser tests alone).
+## make test-e2e: the unit tests marked e2e (pyproject.toml: end to end through subprocesses or a
+## compiler, 10 s or more each), which `make test` leaves out to stay a fast loop; CI runs both.
 TEST_JOBS ?= 2
 XDIST = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 # unit tests: balanced test by test (a few end-to-end tests in one file take minutes each)
@@ -130,10 +133,18 @@ NBVAL = BNBOOK_SCALE=smoke BNBOOK_JOBS=1 $(BIN)/python -m pytest --nbval-lax -q 
 AFTER := summary
 CHAPTER_NBS := $(filter-out $(AFTER:%=book/%.ipynb),$(sort $(wildcard book/*.ipynb)))
 
-test: unit notebooks student-check book-smoke book-zh-smoke browser
+test: unit notebooks smoke-builds
+	@$(MAKE) --no-print-directory browser-run
 
 unit: setup
-	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "not chapters" $(XDIST_UNIT) --durations=15
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "not chapters and not e2e" $(XDIST_UNIT) --durations=15
+
+test-e2e: setup
+	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "e2e and not chapters" $(XDIST_UNIT) --durations=15
+
+# both builds from the executions `make notebooks` left in $(CHECK)/executed (make test runs it first)
+smoke-builds: setup
+	@$(MAKE) --no-print-directory -j2 --output-sync=target book-smoke-build book-zh-smoke-build
 
 ## make notebooks (= make student-check): each chapter's checked copy (bnutils.teaching.checked: its
 ## student copy with the reference solutions put back after the stubs, i.e. the chapter's code in its
@@ -163,7 +174,7 @@ book-smoke-build: setup
 	BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --path-output $(JB_SMOKE) -W -n --keep-going --all
 	@echo "Smoke-scale book: file://$(CURDIR)/$(JB_SMOKE)/_build/html/index.html"
 
-.PHONY: FORCE student-check book-smoke-build browser-run
+.PHONY: FORCE student-check book-smoke-build browser-run smoke-builds test-e2e
 FORCE:
 
 ## make book-robust: the book at `book` scale under each CPU kernel variant this CPU can be forced to

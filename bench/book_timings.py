@@ -5,7 +5,8 @@
 3. ``make test`` at ``smoke`` scale with an empty joblib cache and an empty smoke build, goal < 5 min
    (the environment already installed), timed part by part, in its order: ``make unit``, ``make
    notebooks`` (nbval over the checked copies, which is also the student-copy check),
-   ``make book-smoke-build`` (the strict build, reusing those executions) and ``make browser-run``;
+   ``make smoke-builds`` (the strict English and Chinese builds side by side, reusing those
+   executions) and ``make browser-run``;
    the sum is ``make test``'s time (``--whole-test`` times ``make test`` in one piece instead);
 
 and each chapter's execution time from the cold build. Nothing shared is touched: the builds go to a
@@ -36,8 +37,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import print_table, row  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
-# `make test`'s parts, in its order (Makefile: test = unit, notebooks/student-check, book-smoke, browser)
-TEST_PARTS = ("unit", "notebooks", "book-smoke-build", "browser-run")
+# `make test`'s parts, in its order (Makefile: test = unit, notebooks/student-check, smoke-builds, browser-run)
+TEST_PARTS = ("unit", "notebooks", "smoke-builds", "browser-run")
 
 
 def timed(cmd, env, log):

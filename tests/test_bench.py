@@ -24,6 +24,7 @@ def cpu_bench(tmp_path_factory):
     return result, json.loads(out.read_text())
 
 
+@pytest.mark.e2e
 def test_cpu_bench_writes_every_section(cpu_bench):
     result, saved = cpu_bench
     assert saved["tiny"] is True and "cpu" in saved["machine"]
@@ -34,6 +35,7 @@ def test_cpu_bench_writes_every_section(cpu_bench):
     assert saved["table"] and len(saved["rows"]) == len(result["rows"])
 
 
+@pytest.mark.e2e
 def test_minimal_loop_does_the_same_work_as_train(cpu_bench):
     _, saved = cpu_bench
     loops = [r for r in saved["rows"] if r["name"].endswith("bnutils.train / minimal loop")]
@@ -41,6 +43,7 @@ def test_minimal_loop_does_the_same_work_as_train(cpu_bench):
     assert all(r["extra"]["same_weights_as_minimal"] for r in loops)
 
 
+@pytest.mark.e2e
 def test_cache_rerun_is_identical_and_retrains_only_the_change(cpu_bench):
     _, saved = cpu_bench
     rerun, changed = [r for r in saved["rows"] if r["section"] == "cache"][:2]
@@ -48,6 +51,7 @@ def test_cache_rerun_is_identical_and_retrains_only_the_change(cpu_bench):
     assert changed["value"] == 1.0
 
 
+@pytest.mark.e2e
 def test_gpu_script_runs_tiny_on_the_cpu(tmp_path):
     env = {"OUT": str(tmp_path), "PATH": "/usr/bin:/bin", "BNBOOK_DEVICE": "cpu", "BNBOOK_PROGRESS": "0"}
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu.py"), "--tiny"], cwd=ROOT, env=env,
@@ -146,6 +150,7 @@ def toy_book(tmp_path_factory):
     return proc, saved, {c["chapter"]: c for c in saved["chapters"]}, out
 
 
+@pytest.mark.e2e
 def test_gpu_book_reads_the_toc_and_runs_every_chapter(toy_book):
     proc, saved, by_name, out = toy_book
     assert proc.returncode == 1, proc.stderr[-2000:]  # not every chapter passed
@@ -156,6 +161,7 @@ def test_gpu_book_reads_the_toc_and_runs_every_chapter(toy_book):
     assert "===== bad (failed) =====" in (out / "book-smoke-logs.txt").read_text()
 
 
+@pytest.mark.e2e
 def test_gpu_book_passing_chapter_records_glue(toy_book):
     _, _, by_name, _ = toy_book
     good = by_name["good"]
@@ -166,6 +172,7 @@ def test_gpu_book_passing_chapter_records_glue(toy_book):
     assert good["skipped_cells"] == [4] and good["allowed_errors"][0]["type"] == "ValueError"
 
 
+@pytest.mark.e2e
 def test_gpu_book_reports_the_failing_assertion(toy_book):
     _, saved, by_name, _ = toy_book
     f = by_name["bad"]["failure"]
@@ -177,6 +184,7 @@ def test_gpu_book_reports_the_failing_assertion(toy_book):
     assert by_name["magic"]["status"] == "failed" and magic["cell"] == 1 and "%matplotlib inline" in magic["message"]
 
 
+@pytest.mark.e2e
 def test_gpu_book_stops_a_chapter_at_the_time_limit(toy_book):
     _, saved, by_name, _ = toy_book
     slow = by_name["slow"]
@@ -203,6 +211,7 @@ def _seed_ledgers(folder):
     return str(folder)
 
 
+@pytest.mark.e2e
 def test_gpu_book_runs_a_real_chapter(tmp_path):
     env = {"PATH": "/usr/bin:/bin", "BNBOOK_PROGRESS": "0", "BNBOOK_CLAIMS": _seed_ledgers(tmp_path / "claims")}
     proc = subprocess.run([sys.executable, str(ROOT / "bench" / "gpu_book.py"), "summary", "--scale", "smoke",

@@ -36,6 +36,7 @@ def test_cache_hits_and_keys_on_config(cache, monkeypatch):
     assert len(calls) == 3
 
 
+@pytest.mark.e2e
 def test_sweep_trains_uncached_runs_in_worker_processes_with_the_same_numbers(cache, monkeypatch):
     """jobs=2: the runs not cached yet train in two processes, into the same cache entries, and
     give bitwise the numbers of a run in this process; cached ones are not trained again."""

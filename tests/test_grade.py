@@ -147,6 +147,7 @@ def graded(tmp_path_factory):
     return table, out, expect, base
 
 
+@pytest.mark.e2e
 def test_every_row(graded):
     table, out, expect, base = graded
     specs = exercise_specs(nbformat.read(BOOK / f"{CHAPTER}.ipynb", as_version=4))
@@ -169,6 +170,7 @@ def test_every_row(graded):
                 assert r.points == 0 and "empty or unchanged" in r.message, (student, r.message)
 
 
+@pytest.mark.e2e
 def test_outputs(graded):
     table, out, expect, base = graded
     with open(out / "grades.csv", newline="", encoding="utf-8") as f:

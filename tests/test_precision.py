@@ -148,6 +148,7 @@ def test_bad_compile_backend_is_clear():
         TrainConfig(compile="fast")
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("backend", ["aot_eager", "inductor"])
 def test_compiled_training_matches_eager(backend):
     """torch.compile traces the from-scratch BN's hand-written forward and backward

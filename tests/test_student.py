@@ -372,6 +372,7 @@ def test_check_cell():
         check_cell(check, [nbformat.v4.new_output("stream", name="stdout", text="hm\n")])
 
 
+@pytest.mark.e2e
 def test_checked_copy_of_sample_under_nbval(tmp_path):
     """The sample chapter's checked copy under nbval, with the plugin, as `make notebooks` runs the
     chapters: it passes, and the chapter is written with its outputs, stamped, for the build's cache;

@@ -11,21 +11,22 @@ the build's executed notebooks (``_build/jupyter_execute``), matched by the imag
 ``panels_per_row``) times the figure's scale on the page (rendered width over the width the retina
 PNG records, at ``figure.dpi`` 100, 100/72 CSS px a point); a ``plt.subplots(1, 2, figsize=(10,
 ...))`` figure has about 5 px. Screenshots: ``_build/screenshots/figures-*.png``.
+
+The checks are functions, which ``test_book_html.test_page_reads_well`` runs on each chapter in the
+same visit as its other checks (a page's load, MathJax and images are most of a browser test's
+time): the alt texts and captions first, the phone last, after the window narrows to 390 px.
 """
 
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import json
 import re
 from pathlib import Path
 
-import pytest
-
 from readers_env import HTML, missing
-from test_book_html import CHAPTERS, open_page
-from test_readers_layout import open_at
 
 from bnutils import plot
 
@@ -72,26 +73,30 @@ def _layouts() -> dict[str, dict]:
     return out
 
 
-@pytest.mark.parametrize("path", CHAPTERS or ["book/intro.html"])
-def test_figures_have_captions_and_alt_text(browser, book_url, path):
-    page, _ = open_page(browser, book_url, path)
-    images = _images(page)
-    for img in images:
+def check_captions_and_alt_text(page, path: str) -> None:
+    """Every image of ``page`` has a real alt text; every figure a notebook drew has its caption."""
+    for img in _images(page):
         where = f"{path}: <img src={img['src']!r}>"
         assert img["alt"] and img["alt"].strip(), f"{where} has no alt text"
         assert not PATH_LIKE.search(img["alt"]), f"{where} has a file path for alt text: {img['alt']!r}"
         assert len(img["alt"].split()) >= 5, f"{where}: alt text too short to say anything: {img['alt']!r}"
         if img["output"]:  # drawn by the notebook: a figure with its caption
             assert img["caption"], f"{where} is not in a <figure> with a caption"
-    page.context.close()
 
 
-@pytest.mark.parametrize("path", CHAPTERS or ["book/intro.html"])
-def test_figures_legible_on_a_phone(browser, book_url, screenshots, path):
-    layouts = _layouts()
+@functools.cache
+def _layouts_once() -> dict[str, dict]:
+    return _layouts()
+
+
+def check_legible_on_a_phone(page, path: str, screenshots) -> None:
+    """``page``'s window narrowed to a phone's :data:`PHONE` px (the layout reflows as on a phone):
+    every figure keeps ``plot.PHONE_PANEL_PX`` px a panel and tick labels of ``plot.PHONE_FONT_PX``."""
+    layouts = _layouts_once()
     if not layouts:
         missing(f"The executed notebooks next to {HTML} (jupyter_execute)", "build the book with jupyter-book")
-    page, errors = open_at(browser, book_url, path, PHONE)
+    page.set_viewport_size({"width": PHONE, "height": 800})
+    page.wait_for_function(f"() => window.innerWidth === {PHONE}")
     narrow = []
     for img in _images(page):
         if not img["output"] or not img["shown"]:
@@ -115,5 +120,3 @@ def test_figures_legible_on_a_phone(browser, book_url, screenshots, path):
         page.locator("article").screenshot(path=str(screenshots / f"figures-phone-{Path(path).stem}.png"))
     assert narrow == [], (f"{path} at {PHONE} px: fewer than {plot.PHONE_PANEL_PX} px a panel or tick "
                           f"labels under {plot.PHONE_FONT_PX} px: {narrow}")
-    assert errors == []
-    page.context.close()

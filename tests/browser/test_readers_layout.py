@@ -27,7 +27,7 @@ def open_at(browser, book_url: str, path: str, width: int):
     errors = []
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(f"{book_url}/{path}", wait_until="load")
-    page.wait_for_load_state("networkidle")
+    page.evaluate("() => document.fonts.ready.then(() => true)")  # not "networkidle": see test_book_html.open_page
     return page, errors
 
 
