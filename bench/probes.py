@@ -1,7 +1,7 @@
 """What the measurements cost, against one training step (forward, backward, SGD update) of the same
 network on the same batch:
 
-* the ICS probe (``bnutils.metrics.ics_probe``, Santurkar et al. Definition 2.1): one pass for G plus
+* the ICS probe (``bnutils.ics.ics_probe``, Santurkar et al. Definition 2.1): one pass for G plus
   one per measured layer, so about 1 + (number of layers) passes;
 * the landscape probe (``bnutils.landscape.landscape_probe``) over k step sizes: one pass for g plus
   one per step size, so about k + 1 passes. Goal: about k training steps, no more; the table gives
@@ -32,7 +32,7 @@ def probe_functions():
     """The probes if they exist yet (they are written by other chapters' authors)."""
     found = {}
     try:
-        from bnutils.metrics import ics_probe
+        from bnutils.ics import ics_probe
         found["ics"] = ics_probe
     except ImportError:
         pass
@@ -82,7 +82,7 @@ def bench_model(label, model, x, y, lr, rounds, device="cpu", min_time=0.1, key=
         r = paired_ratio(times, "ics (last layer)", "train step")
         rows.append(row("probes", f"{prefix}ICS, one layer / train step", r, goal="<= 2.5", note="2 passes"))
     else:
-        rows.append(row("probes", f"{prefix}ICS probe", float("nan"), note="bnutils.metrics.ics_probe not written yet"))
+        rows.append(row("probes", f"{prefix}ICS probe", float("nan"), note="bnutils.ics.ics_probe not written yet"))
     if "landscape" in probes:
         r = paired_ratio(times, f"landscape (k={k})", "train step") / k
         rows.append(row("probes", f"{prefix}landscape (k={k}) / (k train steps)", r, goal="<= 1.25",

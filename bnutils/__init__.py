@@ -1,17 +1,34 @@
 """bnutils: the shared package of *How batch normalization helps*, an executable textbook.
 
-Modules, one idea each:
+Modules, one idea each (a function's name says which file holds it). What a training run
+executes -- and so what :func:`bnutils.experiments.code_version` hashes into the cache key:
 
-* :mod:`bnutils.config`      -- the scale (``BNBOOK_SCALE``), the device, seeding
-* :mod:`bnutils.data`        -- the data sets, as tensors with a fixed split
-* :mod:`bnutils.norms`       -- batch normalization from scratch, and its variants
-* :mod:`bnutils.models`      -- MLP, VGG-style CNN and deep linear network builders
-* :mod:`bnutils.train`       -- the training loop and its :class:`~bnutils.train.History`
-* :mod:`bnutils.experiments` -- experiments as frozen configs, sweeps, the joblib cache
-* :mod:`bnutils.metrics`     -- measurements taken during training (ICS, landscape, ...)
-* :mod:`bnutils.hessian`     -- Hessian-vector products
-* :mod:`bnutils.state`       -- snapshot and restore, so that measuring never disturbs
-* :mod:`bnutils.plot`        -- the house style: curves with bands over seeds
+* :mod:`bnutils.config`       -- the scale (``BNBOOK_SCALE``), the device, seeds, threads
+* :mod:`bnutils.data`         -- the data sets, as tensors with a fixed split
+* :mod:`bnutils.norms`        -- batch normalization from scratch, and its variants
+* :mod:`bnutils.models`       -- MLP, VGG-style CNN and deep linear network; their weighted layers
+* :mod:`bnutils.train`        -- the training loop and its :class:`~bnutils.train.History`
+* :mod:`bnutils.experiments`  -- experiments as frozen configs, the probes by name, sweeps, the cache
+* :mod:`bnutils.state`        -- snapshot and restore, so that measuring never disturbs
+* :mod:`bnutils.ics`          -- internal covariate shift (Santurkar et al.'s Definition 2.1), its probe
+* :mod:`bnutils.probes`       -- activation, weight, gradient and saturation statistics, their probes
+* :mod:`bnutils.landscape`    -- the walk along the gradient (loss variation, beta-smoothness), its probe
+* :mod:`bnutils.curvature`    -- Hessian-vector products, CG/Newton, power iteration, Lanczos/SLQ, probes
+
+Used by the chapters around the runs (outside the cache key):
+
+* :mod:`bnutils.theory`       -- the survey's theorems and the descent lemma, evaluated
+* :mod:`bnutils.quadratics`   -- quadratic test problems for optimisers, the learning-rate schedule
+* :mod:`bnutils.timing`       -- the wall-clock cost of a call
+* :mod:`bnutils.claims`       -- the claims ledger: each claim checked, glued and recorded
+* :mod:`bnutils.glued`        -- the glued numbers of a paragraph, shown outside the book's build
+* :mod:`bnutils.plot`         -- the house style: curves with bands over seeds, tables
+* :mod:`bnutils.tables`       -- tables for readers: names, significant digits, bytes
+* :mod:`bnutils.plot_zh`      -- the Chinese edition's figure labels
+* :mod:`bnutils.translations` -- the Chinese edition's catalogues, configuration and notebooks
+* :mod:`bnutils.teaching`     -- self-checks, students' copies, grading (a subpackage)
+* :mod:`bnutils.checks`, :mod:`bnutils.student` -- the old names of ``teaching.checks`` and
+  ``teaching.student`` (``from bnutils import checks`` in the chapters)
 """
 
 from .config import device, get_scale, pick, seed_everything, set_threads

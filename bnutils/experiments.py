@@ -10,10 +10,9 @@ nothing changed does not re-train, and changing one config re-runs just that exp
 
 from __future__ import annotations
 
+import ast
 import functools
 import hashlib
-import ast
-import importlib
 import os
 import warnings
 from collections.abc import Iterable, Sequence
@@ -21,16 +20,21 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import joblib
-import torch
+import numpy as np
 import pandas as pd
+import torch
 
 from . import config as _config
+from .curvature import hessian_probe, spectrum_probe
 from .data import load as load_data
+from .ics import ics_probe
+from .landscape import landscape_probe
 from .models import ModelConfig, build_model
+from .probes import activation_probe, grad_norm_probe, saturation_probe, weight_norm_probe
 from .train import History, TrainConfig, loss_function, train
 
-__all__ = ["Experiment", "Probe", "run", "sweep", "default_jobs", "seeds", "table", "trained_model", "memory", "code_version",
-           "platform", "replace"]
+__all__ = ["Experiment", "Probe", "PROBES", "run", "run_float64", "sweep", "default_jobs", "seeds", "table", "probe_array",
+           "trained_model", "memory", "code_version", "platform", "replace"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
 
@@ -59,23 +63,18 @@ class Probe:
                 raise ValueError(f"Probe batch must be () or ('train' | 'test', n > 0), got {self.batch!r}")
 
 
-# kind -> "module:function"; the function is called as f(model, x, y, *, lr, loss_fn, **params)
-# and returns plain data (a float, a dict of floats, a list or an array).
+# kind -> the function, called as f(model, x, y, *, lr, loss_fn, **params); it returns plain data
+# (a float, a dict of floats, a list or an array).
 PROBES = {
-    "ics": "bnutils.metrics:ics_probe",
-    "landscape": "bnutils.metrics:landscape_probe",
-    "activations": "bnutils.metrics:activation_probe",
-    "weight_norms": "bnutils.metrics:weight_norm_probe",
-    "grad_norms": "bnutils.metrics:grad_norm_probe",
-    "saturation": "bnutils.metrics:saturation_probe",
-    "hessian": "bnutils.spectrum:hessian_probe",
-    "spectrum": "bnutils.spectrum:spectrum_probe",
+    "ics": ics_probe,
+    "landscape": landscape_probe,
+    "activations": activation_probe,
+    "weight_norms": weight_norm_probe,
+    "grad_norms": grad_norm_probe,
+    "saturation": saturation_probe,
+    "hessian": hessian_probe,
+    "spectrum": spectrum_probe,
 }
-
-
-def _resolve(kind: str):
-    module, name = PROBES[kind].split(":")
-    return getattr(importlib.import_module(module), name)
 
 
 @dataclass(frozen=True)
@@ -118,11 +117,12 @@ class Experiment:
 
 
 def result_modules() -> tuple[str, ...]:
-    """The modules of ``bnutils`` a run can execute: this one, every probe's module, and what
-    they import from the package (read from their ``import`` statements, so it cannot drift).
+    """The modules of ``bnutils`` a run can execute: this one, every probe's module (the
+    functions' ``__module__``), and what they import from the package (read from their
+    ``import`` statements, so it cannot drift).
     Drawing, the claims ledger, the theory checks and the teaching tools are not among them:
     editing them keeps every cached run."""
-    todo = ["__init__", "experiments"] + [PROBES[k].split(":")[0].split(".")[1] for k in PROBES]
+    todo = ["__init__", "experiments"] + [fn.__module__.split(".")[1] for fn in PROBES.values()]
     seen: set[str] = set()
     while todo:
         name = todo.pop()
@@ -206,7 +206,7 @@ def _probe_fns(probes, data, lr, loss_fn, **extra) -> dict:
     ignores the training batch and looks at its own."""
     fns = {}
     for p in probes:
-        fn = functools.partial(_resolve(p.kind), lr=lr, loss_fn=loss_fn, **{**extra, **dict(p.params)})
+        fn = functools.partial(PROBES[p.kind], lr=lr, loss_fn=loss_fn, **{**extra, **dict(p.params)})
         if p.batch:
             split, n = p.batch
             xf, yf = getattr(data, f"x_{split}")[:n], getattr(data, f"y_{split}")[:n]
@@ -260,6 +260,12 @@ def run(exp: Experiment, cache: bool = True, dtype: str = "float32") -> History:
     if not cache:
         return _run(exp, code_version(), dev, dtype, platform(dev))
     return memory().cache(_run)(exp, code_version(), dev, dtype, platform(dev))
+
+
+def run_float64(exp: Experiment, cache: bool = True) -> History:
+    """:func:`run` in double precision: for the deep linear network, whose products of 25
+    matrices lose float32's precision. Cached the same way."""
+    return run(exp, cache=cache, dtype="float64")
 
 
 def trained_model(exp: Experiment, dtype: str = "float32", device: str | torch.device = "cpu"
@@ -359,3 +365,16 @@ def table(histories: Sequence[History]) -> pd.DataFrame:
         row["seconds"] = h.seconds
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+def probe_array(histories: Sequence[History], key: str, probe: str = "landscape") -> tuple[np.ndarray, np.ndarray]:
+    """One probe quantity of a group of runs as (steps, values): ``values`` is seeds x probe steps,
+    padded with NaN where a run diverged and stopped early (so a band skips it, and
+    :func:`bnutils.plot.mark_diverged`-style crosses can show where)."""
+    longest = max(histories, key=lambda h: len(h.probe_steps))
+    steps = np.asarray(longest.probe_steps)
+    values = np.full((len(histories), len(steps)), np.nan)
+    for i, h in enumerate(histories):
+        series = [d[key] for d in h.probes.get(probe, [])]
+        values[i, :len(series)] = series
+    return steps, values

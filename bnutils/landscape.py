@@ -38,7 +38,7 @@ from torch import nn
 
 from .state import preserved
 
-__all__ = ["LandscapeResult", "landscape", "landscape_probe", "run_float64", "VGG_MULTIPLIERS", "DLN_MULTIPLIERS"]
+__all__ = ["LandscapeResult", "landscape", "landscape_probe", "VGG_MULTIPLIERS", "DLN_MULTIPLIERS"]
 
 # Step sizes as multiples of the learning rate: Santurkar et al. use [0.5, 4] x lr for VGG ...
 VGG_MULTIPLIERS = (0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
@@ -177,23 +177,3 @@ def landscape_probe(model: nn.Module, x, y, *, lr, loss_fn, multipliers=VGG_MULT
         out[prefix + "grad_diffs"] = [float(v) for v in r.grad_diffs]
     return out
 
-
-def run_float64(exp, cache: bool = True):
-    """:func:`bnutils.experiments.run` in double precision: for the deep linear network, whose
-    products of 25 matrices lose float32's precision. Cached the same way."""
-    from .experiments import run
-
-    return run(exp, cache=cache, dtype="float64")
-
-
-def probe_array(histories, key: str, probe: str = "landscape"):
-    """One probe quantity of a group of runs as (steps, values): ``values`` is seeds x probe steps,
-    padded with NaN where a run diverged and stopped early (so a band skips it, and
-    :func:`bnutils.plot.mark_diverged`-style crosses can show where)."""
-    longest = max(histories, key=lambda h: len(h.probe_steps))
-    steps = np.asarray(longest.probe_steps)
-    values = np.full((len(histories), len(steps)), np.nan)
-    for i, h in enumerate(histories):
-        series = [d[key] for d in h.probes.get(probe, [])]
-        values[i, :len(series)] = series
-    return steps, values

@@ -18,7 +18,7 @@ None       no normalization (the "standard" network)
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -233,3 +233,13 @@ def build_model(cfg: ModelConfig, in_shape: Sequence[int], out_features: int) ->
             if isinstance(m, (nn.Linear, nn.Conv2d)):
                 nn.utils.parametrizations.weight_norm(m)
     return model
+
+
+def weighted_layers(model: nn.Module) -> list[nn.Module]:
+    """The ``nn.Linear`` and ``nn.Conv2d`` modules of ``model``, in registration order."""
+    return [m for m in model.modules() if isinstance(m, (nn.Linear, nn.Conv2d))]
+
+
+def count_params(params: Iterable[torch.Tensor]) -> int:
+    """The number of scalar entries in ``params`` (e.g. ``model.parameters()``)."""
+    return sum(p.numel() for p in params)

@@ -386,7 +386,7 @@ KEEP = {"BN", "MLP", "SGD", "CNN", "VGG", "ReLU", "LayerNorm", "GroupNorm", "PyT
         "AdaGrad", "RMSProp", "L-BFGS", "BFGS", "Ioffe", "Szegedy", "Santurkar", "Adam", "std", "sd",
         "ResNet", "GPT", "eps", "logit", "logits", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"}
 _MATH = __import__("re").compile(r"\$[^$]*\$")
-_CODE = __import__("re").compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # dotted names: metrics.ics, torch.nn
+_CODE = __import__("re").compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # dotted names: ics.ics, torch.nn
 # a word: two letters or more, not part of a name with digits (float32, mnist5k, l2)
 _WORD = __import__("re").compile(r"(?<![0-9A-Za-z])[A-Za-z][A-Za-z'-]*[A-Za-z](?![0-9A-Za-z])")
 
@@ -402,7 +402,7 @@ def edition() -> str:
 
 
 def english_words(text: str) -> list[str]:
-    """The English words of a label outside maths, code names (``metrics.ics``, ``float32``) and
+    """The English words of a label outside maths, code names (``ics.ics``, ``float32``) and
     the names kept in Chinese text."""
     return [w for w in _WORD.findall(_CODE.sub(" ", _MATH.sub(" ", text))) if w not in KEEP]
 

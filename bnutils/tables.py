@@ -8,6 +8,8 @@ value as a word ("diverged" by default; "not reached" where that is what it mean
 ``inf`` or ``NaN``. The result is a DataFrame of strings: it reads the same in the HTML book, the
 PDF (its ``text/plain``), JupyterLab and Colab.
 
+:func:`format_bytes` writes a size in bytes for readers the same way (``'122.5 ZB'``).
+
 In the Chinese edition (``plot.edition() == "zh"``, ``make book-zh``) every header, index label and
 word it writes ("diverged", "not reached", "yes", ...) goes through ``plot.translate``, so the
 Chinese words live with the figures' labels in ``bnutils.plot_zh`` (a table word missing there is
@@ -110,6 +112,20 @@ def _index(index: pd.Index, names: dict, words=lambda text: text) -> pd.Index:
         tuples = [tuple(words(label(v, n, names)) for v, n in zip(t, level_names)) for t in index]
         return pd.MultiIndex.from_tuples(tuples, names=titles)
     return pd.Index([words(label(v, level_names[0], names)) for v in index], name=titles[0])
+
+
+def format_bytes(n: float) -> str:
+    """``1.5e9`` -> ``'1.5 GB'`` (decimal units, up to yottabytes).
+
+    >>> format_bytes(4e6), format_bytes(1.225e23)
+    ('4 MB', '122.5 ZB')
+    """
+    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
+    i = 0
+    while n >= 1000 and i < len(units) - 1:
+        n /= 1000.0
+        i += 1
+    return f"{n:.4g} {units[i]}"
 
 
 def readable(df, digits: int = 3, missing: str = "diverged", names: dict | None = None,

@@ -154,14 +154,14 @@ def descent_lemma(model, x, y, fractions=(0.25, 0.5, 0.75, 1.0, 1.25, 1.5, 1.75)
     r"""The descent lemma checked on a network at its current weights, on the batch ``(x, y)``.
 
     :math:`\beta` is estimated locally as the Hessian's top eigenvalue at :math:`w` (power iteration,
-    :func:`bnutils.spectrum.hessian_top_eigenvalue`); the loss is then evaluated at
+    :func:`bnutils.curvature.hessian_top_eigenvalue`); the loss is then evaluated at
     :math:`w - \eta g` for :math:`\eta` = ``fractions`` :math:`\times\, 1/\beta` (by
     :func:`bnutils.landscape.landscape`, which leaves the model as it was) and compared with
     :func:`descent_bound`. Returns a dict: ``beta``, ``grad_sq``, ``loss0``, ``etas``, ``losses``,
     ``bound`` and ``slack`` = actual decrease / guaranteed decrease (at least 1 where the lemma
     holds with this :math:`\beta`)."""
     from .landscape import landscape
-    from .spectrum import hessian_top_eigenvalue
+    from .curvature import hessian_top_eigenvalue
 
     params = [p for p in model.parameters() if p.requires_grad]
     beta, _ = hessian_top_eigenvalue(lambda: loss_fn(model(x), y), params, iters=iters, tol=tol)

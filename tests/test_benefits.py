@@ -8,7 +8,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from bnutils.experiments import Experiment, Probe, run
-from bnutils.metrics import saturation_probe, sigmoid_saturation, weight_norm_probe
+from bnutils.probes import saturation_probe, sigmoid_saturation, weight_norm_probe
 from bnutils.models import ModelConfig, mlp
 from bnutils.train import TrainConfig
 from tests.helpers import assert_undisturbed

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnutils import checks, landscape, metrics
+from bnutils import checks, ics, landscape, models, probes
 from bnutils.checks import CheckFailed
 from bnutils.norms import BatchNorm, batch_norm
 
@@ -376,7 +376,7 @@ def test_adaptive_wrong(kind, mistake, match):
 # ------------------------------------------------------------------------------------------- ICS
 
 def ics_ok(model, x, y, lr, layer):
-    (r,) = metrics.ics(model, x, y, lr, layers=[layer])
+    (r,) = ics.ics(model, x, y, lr, layers=[layer])
     return r.l2, r.cosine
 
 
@@ -390,7 +390,7 @@ def ics_no_restore(model, x, y, lr, layer):
 def ics_written(model, x, y, lr, layer, which="before", restore=True):
     """ICS written out, updating the parameters that ``which`` names."""
     params = list(model.parameters())
-    k = next(i for i, p in enumerate(params) if p is metrics.weighted_layers(model)[layer].weight)
+    k = next(i for i, p in enumerate(params) if p is models.weighted_layers(model)[layer].weight)
     saved = [p.detach().clone() for p in params]
     bufs = [b.detach().clone() for b in model.buffers()]
     g = torch.autograd.grad(F.cross_entropy(model(x), y), params)
@@ -412,7 +412,7 @@ def ics_written(model, x, y, lr, layer, which="before", restore=True):
 def test_ics(capsys):
     passes(checks.check_ics, ics_ok, capsys)
     passes(checks.check_ics, ics_written, capsys)
-    passes(checks.check_ics, lambda *a: metrics.ics(*a[:4], layers=[a[4]]), capsys)  # [LayerICS]
+    passes(checks.check_ics, lambda *a: ics.ics(*a[:4], layers=[a[4]]), capsys)  # [LayerICS]
     fails(checks.check_ics, lambda *a: ics_written(*a, which="all"), "including layer i itself")
     fails(checks.check_ics, lambda *a: ics_written(*a, which="none"), "your G' equals G")
     fails(checks.check_ics, ics_no_restore, "changed the model's parameters")
@@ -592,14 +592,14 @@ def test_recalibrate_weights_and_return():
 def shift(model, x, y, lr, index, copy_it=True, absolute=True, sign=1.0, var=False, use_lr=True, train=True):
     import copy
 
-    before = metrics.activation_inputs(model, x, index)
+    before = probes.activation_inputs(model, x, index)
     moved = copy.deepcopy(model) if copy_it else model
     moved.train(train)
     grads = torch.autograd.grad(F.cross_entropy(moved(x), y), list(moved.parameters()))
     with torch.no_grad():
         for p, g in zip(moved.parameters(), grads):
             p -= sign * (lr if use_lr else 1.0) * g
-    after = metrics.activation_inputs(moved, x, index)
+    after = probes.activation_inputs(moved, x, index)
     f = torch.abs if absolute else (lambda t: t)
     spread = (lambda a: a.var(0)) if var else (lambda a: a.std(0))
     return float(f(after.mean(0) - before.mean(0)).mean()), float(f(spread(after) - spread(before)).mean())

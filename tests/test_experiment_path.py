@@ -112,7 +112,7 @@ def test_fixed_batch_probe_sees_the_same_examples(cache):
     data = load("digits")
     config.seed_exactly(0)
     model = build_model(exp.model, data.in_shape, data.out_features)
-    from bnutils.metrics import activation_inputs
+    from bnutils.probes import activation_inputs
     np.testing.assert_allclose(vals[0], activation_inputs(model, data.x_test[:50], 0)[:, :2].numpy(), rtol=1e-6)
 
 
@@ -132,7 +132,7 @@ def test_final_probe_and_kept_weights(cache):
     data = load("digits")
     assert all(torch.equal(model.state_dict()[k], v) for k, v in h.state.items())
     # the final probe measured that network: recompute the top Ritz value from the rebuilt model
-    from bnutils.spectrum import spectrum_probe
+    from bnutils.curvature import spectrum_probe
     again = spectrum_probe(model, data.x_train[:64], data.y_train[:64], lr=0.1,
                            loss_fn=torch.nn.functional.cross_entropy, m=8, top_k=3, seed=0)
     np.testing.assert_allclose(again["top"], spec["top"], rtol=1e-4)
@@ -196,12 +196,11 @@ def test_code_version_hashes_only_what_can_change_a_result():
     import sys
 
     mods = E.result_modules()
-    assert {"experiments", "train", "models", "norms", "data", "config", "metrics", "landscape",
-            "spectrum", "hessian", "state"} <= set(mods)
-    assert not {"plot", "claims", "checks", "student", "theory"} & set(mods)
+    assert {"experiments", "train", "models", "norms", "data", "config", "ics", "probes", "landscape",
+            "curvature", "state"} <= set(mods)
+    assert not {"plot", "claims", "checks", "student", "theory", "quadratics", "timing", "tables"} & set(mods)
     code = (
         "import sys, importlib, bnutils.experiments as E; "
-        "[E._resolve(k) for k in E.PROBES]; "
         "print(sorted(m.split('.')[1] for m in sys.modules if m.startswith('bnutils.')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)

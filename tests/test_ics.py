@@ -1,5 +1,5 @@
 """Internal covariate shift (Santurkar et al., Definition 2.1) and the activation measurements of
-Ioffe & Szegedy's Figure 1, in bnutils.metrics."""
+Ioffe & Szegedy's Figure 1, in bnutils.ics and bnutils.probes."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from bnutils import metrics, models
+from bnutils import ics, models, probes
 from bnutils.experiments import Experiment, Probe, run
 from bnutils.models import ModelConfig
 from bnutils.norms import BatchNorm
@@ -77,7 +77,7 @@ def _reference_ics(model, x, y, lr):
 def test_ics_matches_definition_on_two_layers(norm, lr):
     model = _two_layer(norm)
     x, y = _data()
-    got = metrics.ics(model, x, y, lr, F.cross_entropy)
+    got = ics.ics(model, x, y, lr, F.cross_entropy)
     want = _reference_ics(model, x, y, lr)
     assert [r.layer for r in got] == [0, 1]
     for r, (l2, cos, gn) in zip(got, want):
@@ -91,9 +91,9 @@ def test_ics_matches_definition_on_two_layers(norm, lr):
 def test_ics_uses_batch_statistics_even_in_eval_mode():
     model = _two_layer(norm=True)
     x, y = _data()
-    train_mode = metrics.ics(model, x, y, 0.5)
+    train_mode = ics.ics(model, x, y, 0.5)
     model.eval()
-    eval_mode = metrics.ics(model, x, y, 0.5)
+    eval_mode = ics.ics(model, x, y, 0.5)
     assert not model.training
     assert [r.l2 for r in train_mode] == [r.l2 for r in eval_mode]
 
@@ -101,7 +101,7 @@ def test_ics_uses_batch_statistics_even_in_eval_mode():
 def test_ics_zero_rate_is_no_shift():
     model = _two_layer(norm=True)
     x, y = _data()
-    for r in metrics.ics(model, x, y, 0.0):
+    for r in ics.ics(model, x, y, 0.0):
         assert r.l2 == 0.0
         assert r.cosine == pytest.approx(1.0, abs=1e-12)
 
@@ -115,10 +115,10 @@ def test_ics_leaves_everything_as_it_found_it():
         F.cross_entropy(model(x), y).backward()
         opt.step()
     model.eval()
-    res = assert_undisturbed(model, lambda: metrics.ics(model, x, y, 0.3), opt)
+    res = assert_undisturbed(model, lambda: ics.ics(model, x, y, 0.3), opt)
     assert len(res) == 2
     model.train()
-    assert_undisturbed(model, lambda: metrics.ics_probe(model, x, y, lr=0.3, loss_fn=F.cross_entropy), opt)
+    assert_undisturbed(model, lambda: ics.ics_probe(model, x, y, lr=0.3, loss_fn=F.cross_entropy), opt)
 
 
 def test_ics_noise_is_the_same_for_G_and_G_prime():
@@ -128,9 +128,9 @@ def test_ics_noise_is_the_same_for_G_and_G_prime():
     model = models.mlp(6, [8, 8], 3, norm="noisy_bn").double()
     x = torch.randn(32, 6, dtype=torch.float64)
     y = torch.randint(0, 3, (32,))
-    res = assert_undisturbed(model, lambda: metrics.ics(model, x, y, 0.0))
+    res = assert_undisturbed(model, lambda: ics.ics(model, x, y, 0.0))
     assert all(r.l2 == 0.0 for r in res)
-    assert all(r.l2 > 0 for r in metrics.ics(model, x, y, 0.5)[1:])
+    assert all(r.l2 > 0 for r in ics.ics(model, x, y, 0.5)[1:])
 
 
 def test_ics_layers_and_cnn():
@@ -138,13 +138,13 @@ def test_ics_layers_and_cnn():
     model = models.cnn(1, 10, (4, "M", 8, "M"), image_size=8, norm="bn")
     x = torch.randn(6, 1, 8, 8)
     y = torch.randint(0, 10, (6,))
-    res = metrics.ics(model, x, y, 0.1, layers=(1, -1))
+    res = ics.ics(model, x, y, 0.1, layers=(1, -1))
     assert [r.layer for r in res] == [1, 2]
     assert all(math.isfinite(r.l2) and -1 <= r.cosine <= 1 + 1e-6 for r in res)
     with pytest.raises(IndexError):
-        metrics.ics(model, x, y, 0.1, layers=(3,))
+        ics.ics(model, x, y, 0.1, layers=(3,))
     with pytest.raises(ValueError):
-        metrics.ics(nn.Sequential(nn.ReLU()), x, y, 0.1)
+        ics.ics(nn.Sequential(nn.ReLU()), x, y, 0.1)
 
 
 def test_ics_probe_in_training_does_not_change_training():
@@ -166,14 +166,14 @@ def test_activation_inputs_and_percentiles():
     torch.manual_seed(0)
     model = models.mlp(5, [7, 6], 3, act="sigmoid", norm="bn")
     x = torch.randn(40, 5)
-    a = assert_undisturbed(model, lambda: metrics.activation_inputs(model, x, index=-1))
+    a = assert_undisturbed(model, lambda: probes.activation_inputs(model, x, index=-1))
     with torch.no_grad():  # by hand: the last sigmoid's input is the second BN's output
         want = model[4](model[3](torch.sigmoid(model[1](model[0](x)))))
     torch.testing.assert_close(a, want)
-    p = metrics.activation_percentiles(model, x, index=-1, q=(15, 50, 85), units=(0, 2))
+    p = probes.activation_percentiles(model, x, index=-1, q=(15, 50, 85), units=(0, 2))
     ref = np.percentile(want.numpy().astype(np.float64), [15, 50, 85], axis=0)[:, [0, 2]]
     np.testing.assert_allclose(np.array(p), ref, rtol=1e-6, atol=1e-6)
-    probe = metrics.activation_probe(model, x, None, lr=0.1, loss_fn=None, index=0, values=True)
+    probe = probes.activation_probe(model, x, None, lr=0.1, loss_fn=None, index=0, values=True)
     assert np.array(probe["percentiles"]).shape == (3, 7)
     assert np.array(probe["values"]).shape == (40, 7)
 
@@ -182,7 +182,7 @@ def test_activation_inputs_feature_maps_count_positions_as_samples():
     torch.manual_seed(0)
     model = models.cnn(1, 10, (4, "M"), image_size=6)
     x = torch.randn(3, 1, 6, 6)
-    a = metrics.activation_inputs(model, x, index=0)
+    a = probes.activation_inputs(model, x, index=0)
     assert a.shape == (3 * 36, 4)
     with torch.no_grad():
         conv = model[0](x)

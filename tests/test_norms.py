@@ -176,7 +176,7 @@ def test_lp_norm_definitions():
 
 def test_second_derivatives_match_torch():
     """Hessian-vector products (double backward) go through the batch statistics as PyTorch's do."""
-    from bnutils.hessian import hvp
+    from bnutils.curvature import hvp
 
     torch.manual_seed(0)
     for shape, ref_cls in (((16, 5), nn.BatchNorm1d), ((6, 5, 3, 3), nn.BatchNorm2d)):

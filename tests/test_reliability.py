@@ -62,7 +62,7 @@ def test_every_registered_probe_leaves_everything_as_it_was(kind, norm):
     x, y = torch.randn(16, 12), torch.randint(0, 3, (16,))
     F.cross_entropy(model(x), y).backward()
     opt.step()  # momentum buffers exist, and .grad is populated: both must survive the probe
-    probe = E._resolve(kind)
+    probe = E.PROBES[kind]
     result = assert_undisturbed(model, lambda: probe(model, x, y, lr=0.1, loss_fn=F.cross_entropy), optimizer=opt)
     assert result is not None
 

@@ -241,7 +241,7 @@ def representative_frames():
     yield "beyond: lr", lr.groupby(["model.norm", "train.lr"], dropna=False)[
         ["final_loss", "final_test_acc", "diverged"]].mean(), None, "diverged"
     yield "ics: toy", pd.DataFrame(rng.random((2, 4)), index=pd.Index([1, 2], name="layer"), columns=[
-        "by hand: l2", "metrics.ics: l2", "by hand: cosine", "metrics.ics: cosine"]), None, "diverged"
+        "by hand: l2", "ics.ics: l2", "by hand: cosine", "ics.ics: cosine"]), None, "diverged"
     ics = pd.DataFrame({"setting": ["MLP, rate 0.1", "DLN, rate 2e-8"] * 6, "layer": [2, 17] * 6,
                         "quantity": ["l2", "relative", "cosine"] * 4,
                         "network": [plot.label(None)] * 6 + [plot.label("bn")] * 6, "mean": rng.random(12)})

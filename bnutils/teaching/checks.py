@@ -21,7 +21,7 @@ dimension, a gradient that treats the batch mean as a constant, ...), the messag
 :func:`check_batchnorm_module`       a module class like ``nn.BatchNorm1d`` / ``nn.BatchNorm2d``
 :func:`check_optimizer`              a ``torch.optim``-style optimiser: SGD (momentum), AdaGrad,
                                      RMSProp, Adam, against ``torch.optim``
-:func:`check_ics`                    an ICS measurement, against :func:`bnutils.metrics.ics`
+:func:`check_ics`                    an ICS measurement, against :func:`bnutils.ics.ics`
 :func:`check_landscape`              a landscape probe, against :mod:`bnutils.landscape`
 :func:`check_conv_scale_invariance`  ``fn(a) -> dict`` of three relative differences (benefits)
 :func:`check_recalibrate`            ``fn(model, x, batch_size) -> model``, BN statistics re-estimated
@@ -904,7 +904,7 @@ def _grads_at(model, params, x, y, loss_fn):
 
 def _ics_variants(model, x, y, lr, layer, loss_fn) -> dict:
     """(l2, cosine) of G - G' when the wrong set of parameters takes the step."""
-    from ..metrics import weighted_layers
+    from ..models import weighted_layers
     from ..state import preserved
 
     params = [p for p in model.parameters() if p.requires_grad]
@@ -942,14 +942,14 @@ def _ics_variants(model, x, y, lr, layer, loss_fn) -> dict:
 
 def check_ics(fn: Callable, *, lr: float = 0.1, layers=(1, 2), loss_fn: Callable = F.cross_entropy) -> None:
     r"""Check an internal-covariate-shift measurement (Santurkar et al., Definition 2.1) against
-    :func:`bnutils.metrics.ics`, on a small ReLU MLP with and without batch norm.
+    :func:`bnutils.ics.ics`, on a small ReLU MLP with and without batch norm.
 
     ``fn(model, x, y, lr, layer)`` measures the weighted layer ``layer`` (an index into
-    :func:`bnutils.metrics.weighted_layers`) and returns :math:`\|G - G'\|_2` and
+    :func:`bnutils.models.weighted_layers`) and returns :math:`\|G - G'\|_2` and
     :math:`\cos(G, G')`: a tuple ``(l2, cosine)``, a dict or an object with ``l2`` and ``cosine``
-    (a :class:`~bnutils.metrics.LayerICS` will do). It must leave the model as it found it.
+    (a :class:`~bnutils.ics.LayerICS` will do). It must leave the model as it found it.
     """
-    from ..metrics import ics
+    from ..ics import ics
 
     what = "your ICS measurement"
     for norm in (None, "bn"):
@@ -973,7 +973,7 @@ def check_ics(fn: Callable, *, lr: float = 0.1, layers=(1, 2), loss_fn: Callable
             missing = {"l2", "cosine"} - set(got)
             if missing:
                 raise CheckFailed(f"{what} should also return {', '.join(sorted(missing))}")
-    _passed("ICS measurement is correct: ||G - G'|| and cos(G, G') match bnutils.metrics.ics with "
+    _passed("ICS measurement is correct: ||G - G'|| and cos(G, G') match bnutils.ics.ics with "
             "and without batch norm, and the model is left untouched")
 
 
@@ -1241,7 +1241,7 @@ def check_recalibrate(fn: Callable, *, batch_size: int = 10) -> None:
 
 def _input_shift_ref(model, x, y, lr, index, loss_fn=F.cross_entropy, *, sign=1.0, absolute=True,
                      stat="std", train=True, measure_moved=True):
-    from ..metrics import activation_inputs
+    from ..probes import activation_inputs
 
     before = activation_inputs(model, x, index)
     moved = copy.deepcopy(model)
@@ -1261,7 +1261,7 @@ def check_input_shift(fn: Callable, *, lr: float = 0.5) -> None:
     ``ics-ex-input-shift``): after one SGD step of every parameter on ``(x, y)``, in a copy of the
     model, the mean over units of ``|change of the per-unit mean|`` and ``|change of the per-unit
     standard deviation|`` of the input to the ``index``-th nonlinearity, against
-    :func:`bnutils.metrics.activation_inputs` done by hand; ``model`` must be left as it was."""
+    :func:`bnutils.probes.activation_inputs` done by hand; ``model`` must be left as it was."""
     what = "your input_shift"
     for norm in (None, "bn"):
         model, x, y = _tiny_model(norm, seed=3)

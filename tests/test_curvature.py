@@ -1,11 +1,14 @@
-"""Hessian-vector products, conjugate gradient and Newton steps, against PyTorch in float64."""
+"""Hessian-vector products, conjugate gradient and Newton steps, against PyTorch in float64 (the
+spectrum: tests/test_spectrum.py)."""
 
 import pytest
 import torch
 from torch.testing import assert_close
 
-from bnutils.hessian import conjugate_gradient, flatten, hvp, newton_step, unflatten
-from bnutils.optim import quadratic
+from bnutils.curvature import conjugate_gradient, dense_hessian_bytes, flatten, hvp, newton_step, unflatten
+from bnutils.quadratics import quadratic
+from bnutils.tables import format_bytes
+from bnutils.timing import time_per_step
 
 
 def _small_problem():
@@ -87,3 +90,12 @@ def test_regularised_newton_step():
     assert float(g @ d2) < 0  # a descent direction
     with pytest.raises(ValueError, match="shape"):
         newton_step(g, torch.eye(3, dtype=torch.float64))
+
+
+def test_hessian_memory_and_timer():
+    assert dense_hessian_bytes(1e3) == 4e6
+    assert dense_hessian_bytes(1.75e11, bytes_per_entry=2) == pytest.approx(6.125e22)
+    assert format_bytes(4e6) == "4 MB" and format_bytes(512) == "512 B"
+    calls = []
+    t = time_per_step(lambda: calls.append(1), number=3, repeats=2, warmup=1)
+    assert t >= 0 and len(calls) == 1 + 3 * 2

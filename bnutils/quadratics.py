@@ -4,9 +4,7 @@ r"""Small, exactly solvable problems for watching optimisers work (the survey's 
   :math:`\kappa = \lambda_{\max}(A) / \lambda_{\min}(A)`, its minimiser :math:`x^\star = A^{-1} b` known;
 * :func:`minimize_quadratic` -- run any optimiser with the ``torch.optim`` interface on one, and
   :func:`iterations_to_tol` -- how many steps it took to shrink the gap :math:`f(x_k) - f^\star`;
-* :func:`linear_decay` -- the survey's learning-rate schedule;
-* :func:`time_per_step` -- the wall-clock cost of one call of a function;
-* :func:`dense_hessian_bytes` -- what storing a Hessian would cost.
+* :func:`linear_decay` -- the survey's learning-rate schedule.
 
 >>> q = quadratic(100.0, dim=10, seed=0)
 >>> round(q.condition_number)
@@ -19,15 +17,13 @@ True
 from __future__ import annotations
 
 import math
-import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["Quadratic", "quadratic", "minimize_quadratic", "iterations_to_tol", "linear_decay",
-           "time_per_step", "dense_hessian_bytes", "format_bytes"]
+__all__ = ["Quadratic", "quadratic", "minimize_quadratic", "iterations_to_tol", "linear_decay"]
 
 
 @dataclass(frozen=True)
@@ -156,42 +152,3 @@ def linear_decay(k: int, eta0: float, eta_tau: float, tau: int) -> float:
     alpha = min(k / tau, 1.0)
     return (1.0 - alpha) * eta0 + alpha * eta_tau
 
-
-def time_per_step(fn: Callable[[], object], number: int = 10, repeats: int = 5, warmup: int = 2) -> float:
-    """Seconds per call of ``fn()``: the fastest of ``repeats`` blocks of ``number`` calls
-    (the minimum, as ``timeit`` advises, is the least disturbed by other work on the machine)."""
-    if number < 1 or repeats < 1:
-        raise ValueError(f"number and repeats must be >= 1, got {number} and {repeats}")
-    for _ in range(warmup):
-        fn()
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
-
-
-def dense_hessian_bytes(n_params: int | float, bytes_per_entry: int = 4) -> float:
-    """Bytes to store a dense P x P Hessian (float32 by default): ``P**2 * bytes_per_entry``."""
-    return float(n_params) ** 2 * bytes_per_entry
-
-
-def format_bytes(n: float) -> str:
-    """``1.5e9`` -> ``'1.5 GB'`` (decimal units, up to yottabytes).
-
-    >>> format_bytes(4e6), format_bytes(1.225e23)
-    ('4 MB', '122.5 ZB')
-    """
-    units = ["B", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"]
-    i = 0
-    while n >= 1000 and i < len(units) - 1:
-        n /= 1000.0
-        i += 1
-    return f"{n:.4g} {units[i]}"
-
-
-def count_params(params: Iterable[torch.Tensor]) -> int:
-    """The number of scalar entries in ``params`` (e.g. ``model.parameters()``)."""
-    return sum(p.numel() for p in params)

@@ -8,8 +8,7 @@ import pytest
 import torch
 from torch.testing import assert_close
 
-from bnutils.optim import (dense_hessian_bytes, format_bytes, iterations_to_tol, linear_decay,
-                           minimize_quadratic, quadratic, time_per_step)
+from bnutils.quadratics import iterations_to_tol, linear_decay, minimize_quadratic, quadratic
 
 
 @pytest.mark.parametrize("rotate", [True, False])
@@ -100,12 +99,3 @@ def test_linear_decay():
     assert linear_decay(10**6, 0.1, 0.001, 100) == pytest.approx(0.001)
     with pytest.raises(ValueError):
         linear_decay(1, 0.1, 0.01, 0)
-
-
-def test_hessian_memory_and_timer():
-    assert dense_hessian_bytes(1e3) == 4e6
-    assert dense_hessian_bytes(1.75e11, bytes_per_entry=2) == pytest.approx(6.125e22)
-    assert format_bytes(4e6) == "4 MB" and format_bytes(512) == "512 B"
-    calls = []
-    t = time_per_step(lambda: calls.append(1), number=3, repeats=2, warmup=1)
-    assert t >= 0 and len(calls) == 1 + 3 * 2
