@@ -106,3 +106,18 @@ def test_zh_in_a_fresh_process():
     out = subprocess.run([os.sys.executable, "-c", code], env={**os.environ, "BNBOOK_LANG": "zh"},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["学习率", "标准网络"], out
+
+
+def test_labels_use_the_terms():
+    """plot_zh's labels say what the catalogues say (locales/zh_CN/TERMS.md): no variant a note of
+    the term list rules out ("not 平台期", "not 种子 alone", "the usual 归一化 is not used")."""
+    from bnutils import translations as tr
+
+    rules = tr.ruled_out()
+    assert {"种子", "平台期", "归一化", "范围带"} <= set(rules), sorted(rules)
+    labels = {**plot_zh.LABELS, **{rx.pattern: template for rx, template in plot_zh.PATTERNS}}
+    bad = {en: (zh_, found) for en, zh_ in labels.items() if (found := tr.ruled_out_in(zh_, rules))}
+    assert not bad, f"labels with a variant TERMS.md rules out: {bad}"
+    assert tr.ruled_out_in("各随机种子的均值", rules) == []  # 种子 inside the term itself
+    assert tr.ruled_out_in("各种子的均值；平台期", rules) == ["平台期", "种子"]
+    assert plot.translate("seed", "zh") == "随机种子" and plot.translate("weight norm", "zh") == "权重标准化"
