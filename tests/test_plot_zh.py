@@ -4,6 +4,7 @@ font(s)" warning is an error here), and the English edition is left as it was.""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -42,11 +43,22 @@ def zh(monkeypatch):
 
 
 def draw_strict(fig) -> None:
-    """Draw ``fig`` with a missing glyph as an error."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*missing from font")
-        warnings.filterwarnings("error", message="findfont: Font family")
-        fig.canvas.draw()
+    """Draw ``fig`` with a missing glyph as an error: matplotlib's warning for plain text, and the
+    message mathtext logs (not warns) for the words around a label's maths ("批大小 $m$")."""
+    logged = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logger = logging.getLogger("matplotlib")
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*missing from font")
+            warnings.filterwarnings("error", message="findfont: Font family")
+            fig.canvas.draw()
+    finally:
+        logger.removeHandler(handler)
+    missing = [m for m in logged if "does not have a glyph" in m or "missing from font" in m]
+    assert not missing, missing[:5]
 
 
 def test_figure_has_chinese_labels_and_every_glyph(zh):
@@ -57,10 +69,11 @@ def test_figure_has_chinese_labels_and_every_glyph(zh):
     ax.set_xlabel("step")
     ax.set_ylabel("test accuracy")
     ax.set_title("learning rate 0.1")
+    ax.text(0.5, 0.5, "batch size $m$")  # Chinese words around maths: mathtext's own font choice
     ax.legend()
     draw_strict(fig)
     assert ax.get_xlabel() == "步数" and ax.get_ylabel() == "测试准确率"
-    assert ax.get_title() == "学习率 0.1"
+    assert ax.get_title() == "学习率 0.1" and ax.texts[0].get_text() == "批大小 $m$"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["BN", "$\\ell_1$ 范数"], legend
     drawn = {t.get_text() for t in fig.findobj(matplotlib.text.Text)}
