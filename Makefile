@@ -215,7 +215,14 @@ grade: setup
 ## make browser-deps: Debian's Chromium and Noto CJK font for the browser tests, installed when missing (CI runs this)
 ## make browser: every page of the smoke-scale book in headless Chromium, one chapter run in JupyterLab
 ## make pdf: the book as one PDF, _build/latex/book.pdf (TeX Live from Debian installed when missing)
-.PHONY: browser-deps browser pdf-deps pdf
+## make pdf-zh: the Chinese edition as one PDF, _build/zh-pdf/$(PDF_SCALE)/_build/latex/book.pdf, by the same route:
+## `make book-zh`'s configuration and table of contents (python -m bnutils.translations config), Sphinx's
+## LaTeX builder with language zh_CN (for xelatex Sphinx itself loads xeCJK, and its Verbatim add-on)
+## and _config.yml's preamble (Noto CJK). Its own folder per scale, execution cache included: the chapters
+## run once with BNBOOK_LANG=zh (figures in Chinese; every training run from the experiment cache when
+## `make book` at that scale filled it), then come from that cache. `make book-zh`'s smoke folder is not
+## used: `make test` fills it with the English-labelled executions of `make notebooks`.
+.PHONY: browser-deps browser pdf-deps pdf pdf-zh
 CHROMIUM ?= /usr/bin/chromium
 SUDO := $(shell test "$$(id -u)" = 0 || echo sudo)
 APT_INSTALL := $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends
@@ -240,6 +247,14 @@ pdf-deps:
 pdf: setup pdf-deps
 	BNBOOK_SCALE=$(PDF_SCALE) $(BIN)/jupyter-book build . --builder pdflatex --keep-going
 	@echo "The PDF is at $(CURDIR)/_build/latex/book.pdf"
+
+PDF_ZH := _build/zh-pdf/$(PDF_SCALE)
+pdf-zh: setup pdf-deps
+	@$(call fresh-cache,$(PDF_ZH))
+	$(BIN)/python -m bnutils.translations config $(PDF_ZH)/_config.yml
+	BNBOOK_LANG=zh BNBOOK_SCALE=$(PDF_SCALE) $(BIN)/jupyter-book build . --config $(PDF_ZH)/_config.yml \
+	  --toc $(PDF_ZH)/_toc.yml --path-output $(PDF_ZH) --builder pdflatex --keep-going
+	@echo "The Chinese PDF is at $(CURDIR)/$(PDF_ZH)/_build/latex/book.pdf"
 
 ## make bench: the CPU benchmarks in bench/ (training loop, BN layer, probes, cache), one table,
 ## JSON in _build/bench/bench.json; make bench-book: cold `make book`, a rebuild and `make test`,

@@ -39,6 +39,26 @@ message as a small document of its own, which lacks the notebook's glue data (my
 the page's document, ``document["nb_renderer"]``), so every ``{glue:text}`` of a translation would
 warn "No key ... found in glue data for this document" and show nothing. ``glue_in_translations``
 lets myst-nb's glue roles and directives find the key in the page's notebook instead.
+
+8. Table cells inside a directive are translated (``TableCellSources``). myst-parser gives a
+table's cell paragraphs no ``source`` and line; at the top of a page they inherit the document's,
+but inside a directive's body (an admonition) they stay without, and Sphinx's i18n takes a node
+without a source for a built-in message: the gettext builder skipped those cells and the zh build
+left them in English (book/instructors.md's per-step costs; the same bug as
+executablebooks/sphinx-design#234). The transform gives them their table's source and line before
+Sphinx's ``Locale`` transform reads them. Checked by tests/test_zh_frame.py.
+
+9. The page's frame in the edition's language (issue 23). The themes' catalogues lack some of the
+messages they draw (sphinx-book-theme's zh_CN has "repository", not "Repository", so the header's
+"Repository" and "Open issue" buttons stayed English). ``add_catalogues`` compiles the catalogues
+of ``locales/<language>/LC_MESSAGES`` named in ``FRAME_CATALOGUES`` and registers them with
+``app.add_message_catalog`` next to the theme's own: ``booktheme.po`` (what the theme's zh_CN
+catalogue lacks) and ``book_html.po`` (this extension's messages). A ``sphinx.po`` there (Sphinx's
+and pydata-sphinx-theme's tooltips) is compiled and loaded by Sphinx itself. myst-nb's execution
+table (``{nb-exec-table}``, book/running.md) is drawn in English; ``TranslateExecTable`` translates
+its headers and execution modes with the ``book_html`` catalogue and names each chapter by its
+(translated) title instead of its path, in an edition whose language has that catalogue (not the
+English one). Checked by tests/test_zh_frame.py.
 """
 
 from __future__ import annotations
@@ -48,6 +68,8 @@ import shutil
 from pathlib import Path
 
 from docutils import nodes
+from sphinx.locale import get_translation
+from sphinx.transforms import SphinxTransform
 from sphinx.transforms.post_transforms import SphinxPostTransform
 
 # What tex-mml-chtml.js loads: the component itself, the TeX/MathML input extensions loaded on
@@ -232,6 +254,76 @@ def glue_in_translations() -> None:
         module.retrieve_glue_data = retrieve_glue_data
 
 
+class TableCellSources(SphinxTransform):
+    """Give a table's cell paragraphs without a source (myst-parser's, in a directive) the table's
+    source and line, so that Sphinx's i18n extracts and translates them."""
+
+    default_priority = 15  # before Sphinx's Locale transform (20)
+
+    def apply(self, **kwargs) -> None:
+        for table in self.document.findall(nodes.table):
+            if table.source is None:
+                continue
+            for node in table.findall(nodes.TextElement):
+                if node.source is None:
+                    node.source, node.line = table.source, table.line
+
+
+# gettext domains of the page's frame that Sphinx does not load from locale_dirs by itself
+FRAME_CATALOGUES = ("booktheme", "book_html")
+message = get_translation("book_html")  # this extension's own messages (the execution table's)
+
+
+def add_catalogues(app, config) -> None:
+    """Compile and register ``locales/<language>/LC_MESSAGES/<domain>.po`` of each domain in
+    ``FRAME_CATALOGUES`` (fuzzy messages left out, as in the pages' catalogues)."""
+    from sphinx.util.i18n import CatalogInfo, CatalogRepository
+
+    app.bnbook_catalogues = set()
+    repo = CatalogRepository(app.srcdir, config.locale_dirs, config.language, config.source_encoding)
+    for locale_dir in repo.locale_dirs:
+        base = Path(locale_dir) / config.language / "LC_MESSAGES"
+        for domain in FRAME_CATALOGUES:
+            if (base / f"{domain}.po").exists():
+                catalog = CatalogInfo(str(base), domain, config.source_encoding)
+                if catalog.is_outdated():
+                    catalog.write_mo(config.language, config.gettext_allow_fuzzy_translations)
+                app.add_message_catalog(domain, locale_dir)
+                app.bnbook_catalogues.add(domain)
+
+
+# myst-nb's execution table (myst_nb.ext.execution_tables.make_stat_table): its header row, and
+# the column of execution modes (nb_execution_mode: cache, force, auto, inline)
+EXEC_TABLE_HEADERS = ("Document", "Modified", "Method", "Run Time (s)", "Status")
+
+
+class TranslateExecTable(SphinxPostTransform):
+    """The execution table in the edition's language: headers and execution modes through the
+    ``book_html`` catalogue, each document by its title (the translated one in a translated
+    edition) instead of its path."""
+
+    default_priority = 800  # after myst-nb makes the table (8) and its links are resolved (10)
+
+    def run(self, **kwargs) -> None:
+        if "book_html" not in getattr(self.app, "bnbook_catalogues", ()):
+            return  # no catalogue for this edition's language (the English edition)
+        for table in list(self.document.findall(nodes.table)):
+            rows = list(table.findall(nodes.row))
+            if not rows or tuple(e.astext() for e in rows[0].children) != EXEC_TABLE_HEADERS:
+                continue
+            method = EXEC_TABLE_HEADERS.index("Method")
+            for i, row in enumerate(rows):
+                for j, entry in enumerate(row.children):
+                    if i == 0 or j == method:
+                        for para in entry.findall(nodes.paragraph):
+                            para[:] = [nodes.Text(message(para.astext()))]
+                    elif j == 0:
+                        for inline in entry.findall(nodes.inline):
+                            title = self.env.titles.get(inline.astext())
+                            if "doc" in inline["classes"] and title is not None:
+                                inline[:] = [nodes.Text(title.astext())]
+
+
 def add_static(app, config) -> None:
     config.html_static_path.append(str(STATIC))
 
@@ -240,6 +332,9 @@ def setup(app):
     es5_dir()  # fail at start-up, not after the build, when the package is missing
     app.connect("config-inited", check_path)
     app.connect("config-inited", add_static)
+    app.connect("config-inited", add_catalogues)
+    app.add_transform(TableCellSources)
+    app.add_post_transform(TranslateExecTable)
     app.add_js_file("sidebar-toggles.js")
     app.add_css_file("readers.css")
     app.add_post_transform(MarkChinese)

@@ -471,7 +471,9 @@ def set_edition(lang: str) -> None:
 
         has_cjk_font()
         latin = font_manager.get_font(font_manager.findfont(font_manager.FontProperties(family=["sans-serif"]))).family_name
-        if latin != CJK_FONT:  # the Latin font first (as in English), CJK glyphs from Noto
-            plt.rcParams["font.family"] = [latin, CJK_FONT]
+        # Noto Sans CJK first, its own Latin glyphs for the rest: matplotlib's mathtext draws the
+        # words around the maths of a label ("批大小 $m$") in the first family alone, with no
+        # fallback (boxes and a logged "does not have a glyph" with the Latin font first)
+        plt.rcParams["font.family"] = [CJK_FONT] + ([latin] if latin != CJK_FONT else [])
     else:
         Text.set_text = _SET_TEXT

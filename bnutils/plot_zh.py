@@ -2,8 +2,9 @@
 
 ``bnutils.plot`` applies them to every text matplotlib draws (axis labels, titles, legends,
 annotations) when the edition is Chinese (``BNBOOK_LANG=zh``, set by ``make book-zh``), so the
-chapters' code is the same in both editions. Terms follow the survey (批标准化, 内部协变量偏移, ...;
-the glossary of the summary chapter). Names that stay as they are in Chinese text (BN, MLP, SGD,
+chapters' code is the same in both editions. Terms follow ``locales/zh_CN/TERMS.md``, as the
+catalogues' captions do (随机种子, 平台区, 权重标准化, 波动带, ...; tests/test_plot_zh.py checks that
+no variant TERMS.md rules out appears). Names that stay as they are in Chinese text (BN, MLP, SGD,
 LayerNorm, ReLU, mnist5k, Glorot, ...) and maths (``$...$``) are kept.
 
 ``LABELS``: exact labels (whitespace and line breaks normalised to single spaces: a label the chapter
@@ -53,7 +54,7 @@ LABELS = {
     "training loss at the probe": "探测点处的训练损失",
     "loss on 1,000 training images": "1,000 张训练图像上的损失",
     "train - test accuracy": "训练准确率 − 测试准确率",
-    "accuracy (mean, sd, seeds)": "准确率（均值、标准差、各种子）",
+    "accuracy (mean, sd, seeds)": "准确率（均值、标准差、各随机种子）",
     "chance, $\\ln 10$": "随机猜测，$\\ln 10$",
     "brightness shift $b$ added to every test pixel": "加到每个测试像素上的亮度偏移 $b$",
     "initial scale (x Glorot)": "初始尺度（Glorot 的倍数）",
@@ -70,20 +71,20 @@ LABELS = {
     "right-hand side": "右端项",
     "BN / standard": "BN / 标准网络",
     "gradient predictiveness": "梯度可预测性",
-    "loss variation": "损失变化",
-    "effective $\\beta$-smoothness": "有效 $\\beta$-平滑度",
+    "loss variation": "损失变化幅度",
+    "effective $\\beta$-smoothness": "有效 $\\beta$-平滑性",
     "summed squared error": "平方误差之和",
     "measured": "实测",
     "gradient descent": "梯度下降",
     "gradient descent, batch = $N$": "梯度下降，批 = $N$",
     "SGD, $m$ = 64": "SGD，$m$ = 64",
     "0-1 loss (error rate)": "0-1 损失（错误率）",
-    "cross-entropy (surrogate)": "交叉熵（替代损失）",
+    "cross-entropy (surrogate)": "交叉熵（代理函数）",
     "$t$ along a random direction $d$": "沿随机方向 $d$ 的 $t$",
-    "CG iteration (one Hessian-vector product each)": "CG 迭代（每次一个 Hessian-向量乘积）",
+    "CG iteration (one Hessian-vector product each)": "CG 迭代（每次一个 Hessian 向量积）",
     "condition number $\\kappa$": "条件数 $\\kappa$",
     "examples per step ($N$ or $m$)": "每步样本数（$N$ 或 $m$）",
-    "seconds (mean over seeds)": "秒（各种子的均值）",
+    "seconds (mean over seeds)": "秒（各随机种子的均值）",
     "step $k$ (dotted: $\\tau$)": "步数 $k$（虚线：$\\tau$）",
     "excess loss": "超额损失",
     "excess loss $J(w) - J(w^*)$": "超额损失 $J(w) - J(w^*)$",
@@ -91,17 +92,17 @@ LABELS = {
     "ms per step": "每步毫秒数",
     "relative residual $\\|r\\| / \\|g\\|$": "相对残差 $\\|r\\| / \\|g\\|$",
     "BN MLP: weight norm and effective step size, mean and band over seeds":
-        "BN MLP：权重范数与有效步长，各种子的均值与范围带",
+        "BN MLP：权重范数与有效步长，各随机种子的均值与波动带",
     "Ioffe & Szegedy's Figure 1 on mnist5k (unit 0 of the last hidden layer, seed 0)":
-        "Ioffe 和 Szegedy 的图 1，在 mnist5k 上（最后一个隐藏层的单元 0，种子 0）",
+        "Ioffe 和 Szegedy 的图 1，在 mnist5k 上（最后一个隐藏层的神经元 0，随机种子 0）",
     "Ioffe & Szegedy's network on mnist5k, rate 1.0: mean and band over seeds":
-        "Ioffe 和 Szegedy 的网络，mnist5k，学习率 1.0：各种子的均值与范围带",
+        "Ioffe 和 Szegedy 的网络，mnist5k，学习率 1.0：各随机种子的均值与波动带",
     "One unit on a fixed batch of test images (seed 0); black line: the median":
-        "固定一批测试图像上的一个单元（种子 0）；黑线：中位数",
+        "固定一批测试图像上的一个神经元（随机种子 0）；黑线：中位数",
     "ReLU MLP on mnist5k, rate 0.1: mean and band over seeds":
-        "ReLU MLP，mnist5k，学习率 0.1：各种子的均值与范围带",
+        "ReLU MLP，mnist5k，学习率 0.1：各随机种子的均值与波动带",
     "ReLU MLP, rate 0.1: ICS over the second half of training, mean and band over seeds":
-        "ReLU MLP，学习率 0.1：训练后半段的 ICS，各种子的均值与范围带",
+        "ReLU MLP，学习率 0.1：训练后半段的 ICS，各随机种子的均值与波动带",
 
     "running_mean": "running_mean（滑动均值）",
     "running_var": "running_var（滑动方差）",
@@ -126,7 +127,7 @@ LABELS = {
     "model.init_scale": "初始尺度",
     "norm": "标准化",
     "$\\eta\\,\\lambda_{\\max}$ (training batch)": "$\\eta\\,\\lambda_{\\max}$（训练批）",
-    "weight norm": "权重归一化",
+    "weight norm": "权重标准化",  # the normalization (beyond), not the norm of the weights
     "BN, running statistics": "BN，滑动统计量",
     "BN, test statistics": "BN，测试集统计量",
     "without BN": "无 BN",
@@ -138,12 +139,12 @@ LABELS = {
     "VGG-style CNN": "VGG 式 CNN",
     "step size $\\eta$": "步长 $\\eta$",
     "loss along $-g$ (dashed: $2/\\beta$; shaded: the probes' range)": "沿 $-g$ 的损失\n（虚线：$2/\\beta$；\n阴影：探测范围）",
-    "the descent lemma, every seed": "下降引理，每个种子",
+    "the descent lemma, every seed": "下降引理，每个随机种子",
     "bound with $1/m$": "含 $1/m$ 的界",
     "as printed, $1/\\sqrt{m}$": "原文印出的，$1/\\sqrt{m}$",
     "rescaled term $(\\gamma^2/\\sigma^2)\\,\\hat g^\\top H \\hat g$ (normalised)":
-        "重新缩放的项 $(\\gamma^2/\\sigma^2)\\,\\hat g^\\top H \\hat g$（归一化）",
-    "curvature with BN (normalised)": "有 BN 时的曲率（归一化）",
+        "重新缩放的项 $(\\gamma^2/\\sigma^2)\\,\\hat g^\\top H \\hat g$（相对值）",
+    "curvature with BN (normalised)": "有 BN 时的曲率（相对值）",
     "Theorem 4.2: the correction moves points off the diagonal": "定理 4.2：修正项使点偏离对角线",
     "constant": "恒定学习率",
     "linear decay": "线性衰减",
@@ -232,15 +233,15 @@ PATTERNS = [
     (r"(.+) measured at (.+)", "在 {2} 处测得的 {1}"),
     (r"(\d+) examples seen, (.+)", "已见 {1} 个样本，{2}"),
     (r"weights from (.+)", "权重取自 {1}"),
-    (r"(.+), learning rate (\S+), (\d+) seeds", "{1}，学习率 {2}，{3} 个种子"),
-    (r"(.+): BN / standard \(shaded: the plateau\)", "{1}：BN / 标准网络（阴影：平台期）"),
+    (r"(.+), learning rate (\S+), (\d+) seeds", "{1}，学习率 {2}，{3} 个随机种子"),
+    (r"(.+): BN / standard \(shaded: the plateau\)", "{1}：BN / 标准网络（阴影：平台区）"),
     (r"(.+), gradient direction", "{1}，梯度方向"),
     (r"(.+), a random direction of the same length", "{1}，同样长度的随机方向"),
     (r"Deep linear network, rate (\S+) \(summed loss\)", "深度线性网络，学习率 {1}（损失求和）"),
     (r"(.+): normalised / standard", "{1}：标准化网络 / 标准网络"),
     (r"(.+) on mnist5k", "mnist5k 上的 {1}"),
     (r"(.+), rate (\S+)", "{1}，学习率 {2}"),
-    (r"(.+): mean and band over seeds", "{1}：各种子的均值与范围带"),
+    (r"(.+): mean and band over seeds", "{1}：各随机种子的均值与波动带"),
     (r"rate (\S+)", "学习率 {1}"),
     (r"learning rate (\S+)", "学习率 {1}"),
     (r"(\S+) x Glorot", "{1} 倍 Glorot"),
@@ -255,10 +256,10 @@ PATTERNS = [
     (r"Deep linear network at rate (\S+)", "深度线性网络，学习率 {1}"),
     (r"MLP on mnist5k after (\d+) steps, rate (\S+), dropout p = (\S+)",
      "mnist5k 上的 MLP，{1} 步后，学习率 {2}，dropout p = {3}"),
-    (r"(\d+) epochs at rate (\S+): mean and band over seeds", "学习率 {2} 下训练 {1} 个 epoch：各种子的均值与范围带"),
+    (r"(\d+) epochs at rate (\S+): mean and band over seeds", "学习率 {2} 下训练 {1} 个 epoch：各随机种子的均值与波动带"),
     (r"SGD, batch = \$m\$ \(from \$N\$ = (.+)\)", "SGD，批 = $m$（取自 $N$ = {1}）"),
-    (r"(.+), test accuracy after (\d+) steps \(mean over seeds\)", "{1}，{2} 步后的测试准确率（各种子的均值）"),
-    (r"(.+) on mnist5k: mean and band over seeds, x = diverged", "mnist5k 上的 {1}：各种子的均值与范围带，x = 发散"),
+    (r"(.+), test accuracy after (\d+) steps \(mean over seeds\)", "{1}，{2} 步后的测试准确率（各随机种子的均值）"),
+    (r"(.+) on mnist5k: mean and band over seeds, x = diverged", "mnist5k 上的 {1}：各随机种子的均值与波动带，x = 发散"),
 ]
 PATTERNS.append((r"([^()]+) \(([^()]+)\)", "{1}（{2}）"))  # last: "loss variation (BN)"
 PATTERNS = [(re.compile(rx, re.S), template) for rx, template in PATTERNS]

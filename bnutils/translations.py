@@ -129,6 +129,48 @@ def report(locales: Path = LOCALES, language: str = LANGUAGE) -> int:
     return total
 
 
+# ---------------------------------------------------------------------- the term list
+
+TERMS = LOCALES / LANGUAGE / "TERMS.md"
+_CJK = re.compile(r"[\u3400-\u9fff]")
+
+
+def ruled_out(path: Path = TERMS) -> dict[str, tuple[str, ...]]:
+    """The variants the term list rules out, ``{variant: the row's own terms}``, read from the notes
+    of its table: "not 平台期", "not 批量大小 or 小批量大小", "not 种子 alone", "the usual 归一化 is not
+    used". An occurrence of a variant inside one of its row's own terms (种子 in 随机种子) is no
+    use of the variant."""
+    out: dict[str, tuple[str, ...]] = {}
+    for line in Path(path).read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if not line.startswith("|") or len(cells) < 3 or set(cells[0]) <= set("-: "):
+            continue
+        own = tuple(t.strip() for t in re.split(r"[,/;]", cells[1]) if _CJK.search(t))
+        variants = []
+        for m in re.finditer(r"\bnot (.+?)(?:;|$)", cells[2]):
+            variants += re.split(r",\s*|\s+or\s+", m.group(1))
+        variants += re.findall(r"the usual (\S+) is not used", cells[2])
+        for v in variants:
+            v = re.sub(r"\s+alone$", "", v.strip())
+            if _CJK.search(v):
+                out[v] = own
+    return out
+
+
+def ruled_out_in(text: str, rules: dict[str, tuple[str, ...]] | None = None) -> list[str]:
+    """The variants of ``rules`` (default: :func:`ruled_out` of TERMS.md) that ``text`` uses."""
+    rules = ruled_out() if rules is None else rules
+    found = []
+    for variant, own in rules.items():
+        masked = text
+        for term in own:
+            if variant in term:
+                masked = masked.replace(term, "\0")
+        if variant in masked:
+            found.append(variant)
+    return found
+
+
 # ---------------------------------------------------------------------- the zh build's configuration
 
 def zh_config(out: Path, edition: str = "zh") -> Path:

@@ -194,19 +194,26 @@ def test_gpu_book_stops_a_chapter_at_the_time_limit(toy_book):
 
 def _seed_ledgers(folder):
     """One claim for every chapter the summary reads, as if each had been executed at smoke scale
-    (the summary alone is the cheap real chapter these tests run)."""
+    (the summary alone is the cheap real chapter these tests run): the chapter's first claim of the
+    claims' catalogue, since the summary checks that every claim it lists has its translation."""
     from dataclasses import asdict
 
     import yaml
+    from babel.messages.pofile import read_po
 
     from bnutils.claims import Claim
+    from bnutils.translations import CLAIMS_CATALOGUE
+
+    with open(CLAIMS_CATALOGUE, "rb") as f:
+        catalogue = [m for m in read_po(f) if m.id and m.context]
 
     toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
     stems = [Path(c["file"]).name for part in toc["parts"] for c in part["chapters"]
              if (ROOT / f'{c["file"]}.ipynb').exists() and Path(c["file"]).name != "summary"]
     (folder / "smoke").mkdir(parents=True)
     for stem in stems:
-        c = Claim(stem, "ok", "a claim", 1.0, 0.0, None, False, ("smoke",), "smoke", 0, "holds")
+        m = next(m for m in catalogue if m.context.startswith(f"{stem}:"))
+        c = Claim(stem, m.context.split(":", 1)[1], m.id, 1.0, 0.0, None, False, ("smoke",), "smoke", 0, "holds")
         (folder / "smoke" / f"{stem}.json").write_text(json.dumps([asdict(c)]))
     return str(folder)
 

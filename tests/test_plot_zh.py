@@ -4,6 +4,7 @@ font(s)" warning is an error here), and the English edition is left as it was.""
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 import subprocess
@@ -42,11 +43,22 @@ def zh(monkeypatch):
 
 
 def draw_strict(fig) -> None:
-    """Draw ``fig`` with a missing glyph as an error."""
-    with warnings.catch_warnings():
-        warnings.filterwarnings("error", message=".*missing from font")
-        warnings.filterwarnings("error", message="findfont: Font family")
-        fig.canvas.draw()
+    """Draw ``fig`` with a missing glyph as an error: matplotlib's warning for plain text, and the
+    message mathtext logs (not warns) for the words around a label's maths ("批大小 $m$")."""
+    logged = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: logged.append(record.getMessage())
+    logger = logging.getLogger("matplotlib")
+    logger.addHandler(handler)
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("error", message=".*missing from font")
+            warnings.filterwarnings("error", message="findfont: Font family")
+            fig.canvas.draw()
+    finally:
+        logger.removeHandler(handler)
+    missing = [m for m in logged if "does not have a glyph" in m or "missing from font" in m]
+    assert not missing, missing[:5]
 
 
 def test_figure_has_chinese_labels_and_every_glyph(zh):
@@ -57,10 +69,11 @@ def test_figure_has_chinese_labels_and_every_glyph(zh):
     ax.set_xlabel("step")
     ax.set_ylabel("test accuracy")
     ax.set_title("learning rate 0.1")
+    ax.text(0.5, 0.5, "batch size $m$")  # Chinese words around maths: mathtext's own font choice
     ax.legend()
     draw_strict(fig)
     assert ax.get_xlabel() == "步数" and ax.get_ylabel() == "测试准确率"
-    assert ax.get_title() == "学习率 0.1"
+    assert ax.get_title() == "学习率 0.1" and ax.texts[0].get_text() == "批大小 $m$"
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["BN", "$\\ell_1$ 范数"], legend
     drawn = {t.get_text() for t in fig.findobj(matplotlib.text.Text)}
@@ -106,3 +119,18 @@ def test_zh_in_a_fresh_process():
     out = subprocess.run([os.sys.executable, "-c", code], env={**os.environ, "BNBOOK_LANG": "zh"},
                          capture_output=True, text=True, check=True).stdout.split()
     assert out == ["学习率", "标准网络"], out
+
+
+def test_labels_use_the_terms():
+    """plot_zh's labels say what the catalogues say (locales/zh_CN/TERMS.md): no variant a note of
+    the term list rules out ("not 平台期", "not 种子 alone", "the usual 归一化 is not used")."""
+    from bnutils import translations as tr
+
+    rules = tr.ruled_out()
+    assert {"种子", "平台期", "归一化", "范围带"} <= set(rules), sorted(rules)
+    labels = {**plot_zh.LABELS, **{rx.pattern: template for rx, template in plot_zh.PATTERNS}}
+    bad = {en: (zh_, found) for en, zh_ in labels.items() if (found := tr.ruled_out_in(zh_, rules))}
+    assert not bad, f"labels with a variant TERMS.md rules out: {bad}"
+    assert tr.ruled_out_in("各随机种子的均值", rules) == []  # 种子 inside the term itself
+    assert tr.ruled_out_in("各种子的均值；平台期", rules) == ["平台期", "种子"]
+    assert plot.translate("seed", "zh") == "随机种子" and plot.translate("weight norm", "zh") == "权重标准化"

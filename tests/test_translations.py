@@ -43,6 +43,14 @@ def test_catalogue_complete_and_faithful(page):
     assert not p["tokens"], f"{page}: {len(p['tokens'])} translations lost a kept token:\n  {shown(p['tokens'])}"
 
 
+@pytest.mark.parametrize("page", sorted(PAGES))
+def test_catalogue_uses_the_terms(page):
+    """No translation uses a variant locales/zh_CN/TERMS.md rules out (种子 for 随机种子, 平台期, ...)."""
+    rules = tr.ruled_out()
+    bad = [(m.id[:60], found) for m in tr.messages(PAGES[page]) if m.string and (found := tr.ruled_out_in(m.string, rules))]
+    assert not bad, f"{page}: {len(bad)} translations with a variant TERMS.md rules out:\n  " + "\n  ".join(map(repr, bad[:10]))
+
+
 def test_tokens_rules():
     en = ("BN {cite}`ioffe2015` gives {glue:text}`ics_ratio:.2f` times $\\mu_B$, see {ref}`the text <bn-sec>`, "
           "`torch.nn.BatchNorm1d` and [PyTorch](https://pytorch.org) <b>x</b>")

@@ -5,7 +5,8 @@ the site is published: the English book at the root, the Chinese edition under `
 Each Chinese page: its Chinese drawn by a CJK font (Chromium's own account of the fonts that drew
 the title and a paragraph: no box, no Latin font), its maths typeset by MathJax, no glue key or
 MyST role left visible, no paragraph of the main text left in English (a paragraph with more than
-``LATIN_MAX`` Latin letters outside code, maths, links and citations must contain Chinese), and a
+``LATIN_MAX`` Latin letters outside code, maths, links and citations must contain Chinese), the
+theme's header buttons and every table header of the article in Chinese, and a
 link to the same page of the English book that links back (followed by clicks in the browser on
 :data:`CLICKED`'s pages, read from the HTML on the others).
 """
@@ -30,6 +31,7 @@ PAGES = sorted(
 ) or ["index.html"]  # no build yet: one test, which skips (or fails under CI) with the reason
 SEARCH_PAGES = {"search.html", "genindex.html"}  # Sphinx's own pages: no article body, no edition link
 REDIRECTS = {"index.html"}  # Jupyter Book's redirect to the first page
+HEADER_WORDS_KEPT = ["smoke", "book", "paper", "mnist5k"]  # scale and data names, kept in Chinese text
 LATIN_MAX = 40  # a sentence of English; names (BN, LayerNorm, mnist5k) and units stay below it
 # A MyST role or glue key as the reader would see it if it were not resolved
 CLICKED = {"book/intro.html", "book/batchnorm.html"}  # the edition links followed in the browser
@@ -102,6 +104,25 @@ def test_chinese_page_reads_in_chinese(browser, zh_url, book_url, path):
                     .map(h => h.textContent.replace('#', '').trim())
                     .filter(t => t && !/[\u3400-\u9fff]/.test(t))""")
             assert not english_headings, f"{path}: headings or captions in English: {english_headings}"
+
+            # the theme's header buttons (Repository, Open issue, ...): their words in Chinese
+            english_buttons = page.evaluate(
+                r"""() => [...document.querySelectorAll('.bd-header-article .btn__text-container')]
+                    .map(e => e.textContent.trim())
+                    .filter(t => /^[A-Za-z][a-z]+( [a-z]+)*$/.test(t) && !['Binder', 'Colab'].includes(t))""")
+            assert not english_buttons, f"{path}: header buttons in English: {english_buttons}"
+
+        # every table header of the article (myst-nb's execution table on the running page, the
+        # tables inside admonitions on the instructors page, ...) in Chinese where it has words
+        # (an English word: four letters or more, not a scale's or a data set's name)
+        english_headers = page.evaluate(
+            r"""(kept) => [...document.querySelectorAll('article.bd-article th')]
+                .filter(e => !e.closest('.cell_output, .output, pre, .highlight'))
+                .map(e => e.textContent.trim())
+                .filter(t => !/[\u3400-\u9fff]/.test(t)
+                    && (t.match(/[A-Za-z]{4,}/g) || []).some(w => !kept.includes(w.toLowerCase())))""",
+            HEADER_WORDS_KEPT)
+        assert not english_headers, f"{path}: table headers in English: {english_headers}"
 
         # maths typeset, no raw TeX, no glue key or MyST role left
         untypeset = page.evaluate(
