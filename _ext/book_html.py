@@ -59,6 +59,25 @@ table (``{nb-exec-table}``, book/running.md) is drawn in English; ``TranslateExe
 its headers and execution modes with the ``book_html`` catalogue and names each chapter by its
 (translated) title instead of its path, in an edition whose language has that catalogue (not the
 English one). Checked by tests/test_zh_frame.py.
+
+10. Exercise titles are translated (issue 23). sphinx-exercise parses the argument of
+```{exercise} Why the plateau ...``` into a subtitle node without a source or a raw source, so
+Sphinx's i18n neither extracted nor translated it ("练习 24 (Why the plateau ...)" in the zh
+edition), and its post-transforms dissolve that node into the box's title before the gettext builder
+reads the page. ``translatable_exercise`` (the ``exercise`` and ``exercise-start`` directives, as
+sphinx-exercise's, registered over them) wraps the title's nodes in an inline node marked
+``translatable`` with the argument as its raw source and the directive's source and line, the
+placeholder Sphinx itself uses for the text of ``versionadded``: the gettext builder extracts the
+argument as it is written (msgid = the directive's argument), Sphinx's ``Locale`` transform
+replaces its nodes by the parsed translation, and its ``RemoveTranslatableInline`` unwraps it
+(except for the gettext builder). sphinx-exercise copies the exercise into its registry while
+parsing, before any translation, and makes a solution's title ("Solution to Exercise 24 (...)")
+and the text of references from that copy: ``ExerciseTitlesInRegistry`` copies the translated
+exercise into the registry again. The edition's word for "Exercise" is TERMS.md's (习题, not
+sphinx-exercise's 练习): ``exercise.po`` in ``locales/<language>/LC_MESSAGES`` is registered ahead of
+sphinx-exercise's own catalogue (``OVERRIDE_CATALOGUES``) before sphinx-exercise makes its numbering
+format "Exercise %s" from it, and in a Chinese edition the brackets sphinx-exercise puts around a
+title are full-width (``FullWidthTitleBrackets``). Checked by tests/test_zh_frame.py.
 """
 
 from __future__ import annotations
@@ -270,13 +289,19 @@ class TableCellSources(SphinxTransform):
 
 
 # gettext domains of the page's frame that Sphinx does not load from locale_dirs by itself
-FRAME_CATALOGUES = ("booktheme", "book_html")
+FRAME_CATALOGUES = ("booktheme", "book_html", "exercise")
+# of those, the domains whose messages ours replace (registered ahead of the extension's own
+# catalogue, not behind it): sphinx-exercise's zh_CN says 练习 for "Exercise", TERMS.md 习题
+OVERRIDE_CATALOGUES = ("exercise",)
 message = get_translation("book_html")  # this extension's own messages (the execution table's)
 
 
 def add_catalogues(app, config) -> None:
     """Compile and register ``locales/<language>/LC_MESSAGES/<domain>.po`` of each domain in
-    ``FRAME_CATALOGUES`` (fuzzy messages left out, as in the pages' catalogues)."""
+    ``FRAME_CATALOGUES`` (fuzzy messages left out, as in the pages' catalogues); one of
+    ``OVERRIDE_CATALOGUES`` goes ahead of the catalogue its extension registered, which stays as
+    the fallback."""
+    from sphinx import locale
     from sphinx.util.i18n import CatalogInfo, CatalogRepository
 
     app.bnbook_catalogues = set()
@@ -288,8 +313,91 @@ def add_catalogues(app, config) -> None:
                 catalog = CatalogInfo(str(base), domain, config.source_encoding)
                 if catalog.is_outdated():
                     catalog.write_mo(config.language, config.gettext_allow_fuzzy_translations)
+                previous = locale.translators.pop(("general", domain), None) if domain in OVERRIDE_CATALOGUES else None
                 app.add_message_catalog(domain, locale_dir)
+                if previous is not None:
+                    locale.translators[("general", domain)].add_fallback(previous)
                 app.bnbook_catalogues.add(domain)
+
+
+def translatable_exercise(directive: type) -> type:
+    """sphinx-exercise's ``directive`` (``exercise``, ``exercise-start``) with its title (the
+    argument) a message of the page: the title's nodes in an inline node marked ``translatable``
+    with the argument as raw source, and the directive's source and line."""
+    from sphinx_exercise.nodes import exercise_subtitle
+
+    class TranslatableTitle(directive):
+        def run(self):
+            result = super().run()
+            if not self.arguments:
+                return result
+            source, line = self.get_source_info()
+            for node in result:
+                for subtitle in node.findall(exercise_subtitle):
+                    placeholder = nodes.inline(self.arguments[0], "", *subtitle.children, translatable=True)
+                    placeholder.source, placeholder.line = source, line
+                    subtitle[:] = [placeholder]
+            return result
+
+    TranslatableTitle.__name__ = TranslatableTitle.__qualname__ = f"Translatable{directive.__name__}"
+    return TranslatableTitle
+
+
+def exercise_directives(app, config) -> None:
+    """Register ``translatable_exercise`` over sphinx-exercise's directives, where it is loaded."""
+    if "sphinx_exercise" not in app.extensions:
+        return
+    from sphinx_exercise.directive import ExerciseDirective, ExerciseStartDirective
+
+    for directive in (ExerciseDirective, ExerciseStartDirective):
+        app.add_directive(directive.name, translatable_exercise(directive), override=True)
+
+
+class ExerciseTitlesInRegistry(SphinxTransform):
+    """Copy each exercise of the page, its title translated, into sphinx-exercise's registry, from
+    which solutions' titles and references are made (its own copy is made before translation)."""
+
+    default_priority = 21  # after Sphinx's Locale transform (20)
+
+    def apply(self, **kwargs) -> None:
+        registry = getattr(self.env, "sphinx_exercise_registry", None)
+        if not registry:
+            return
+        from sphinx_exercise.nodes import exercise_subtitle, is_exercise_node
+
+        for node in self.document.findall(is_exercise_node):
+            entry = registry.get(node.get("label"))
+            if entry is None or entry["docname"] != self.env.docname:
+                continue
+            copy = node.deepcopy()
+            for subtitle in copy.findall(exercise_subtitle):
+                for placeholder in list(subtitle.findall(nodes.inline)):
+                    if "translatable" in placeholder and placeholder.parent is subtitle:
+                        placeholder.replace_self(placeholder.children)  # one message, in the page only
+            entry["node"] = copy
+
+
+class FullWidthTitleBrackets(SphinxPostTransform):
+    """In a Chinese edition, the brackets sphinx-exercise puts around an exercise's title, in its
+    box and in its solution's, are full-width: 习题 24（……）, as TERMS.md asks of Chinese text."""
+
+    default_priority = 23  # after sphinx-exercise makes the titles (20, 21, 22)
+
+    def run(self, **kwargs) -> None:
+        if not (self.config.language or "").startswith("zh") or "sphinx_exercise" not in self.app.extensions:
+            return
+        from sphinx_exercise.nodes import is_extension_node
+
+        for node in self.document.findall(is_extension_node):
+            title = node.children[0] if node.children and isinstance(node.children[0], nodes.title) else None
+            if title is None:
+                continue
+            for parent in [title, *title.findall(nodes.reference)]:  # the solution's: a link
+                texts = [c for c in parent.children if isinstance(c, nodes.Text)]
+                opening = next((t for t in texts if str(t) == " ("), None)
+                if opening is not None and parent.children[-1] is texts[-1] and str(texts[-1]) == ")":
+                    parent.replace(opening, nodes.Text("（"))
+                    parent.replace(texts[-1], nodes.Text("）"))
 
 
 # myst-nb's execution table (myst_nb.ext.execution_tables.make_stat_table): its header row, and
@@ -332,8 +440,12 @@ def setup(app):
     es5_dir()  # fail at start-up, not after the build, when the package is missing
     app.connect("config-inited", check_path)
     app.connect("config-inited", add_static)
-    app.connect("config-inited", add_catalogues)
+    # before sphinx-exercise's own handler (500) makes its numbering format from its catalogue
+    app.connect("config-inited", add_catalogues, priority=400)
+    app.connect("config-inited", exercise_directives)
     app.add_transform(TableCellSources)
+    app.add_transform(ExerciseTitlesInRegistry)
+    app.add_post_transform(FullWidthTitleBrackets)
     app.add_post_transform(TranslateExecTable)
     app.add_js_file("sidebar-toggles.js")
     app.add_css_file("readers.css")

@@ -8,6 +8,9 @@ the project's extension (_ext/book_html.py), theme and catalogues:
   by the gettext builder and translated (myst-parser leaves its cells without a source);
 * myst-nb's execution table (``{nb-exec-table}``, book/running.md) has Chinese headers and
   execution modes, and names each chapter by its translated title;
+* the titles of sphinx-exercise's exercises (the directive's argument) are extracted by the gettext
+  builder and translated, in the exercise's box, its solution's title and references to it, with
+  TERMS.md's 习题 (not sphinx-exercise's 练习) and full-width brackets;
 * the English edition of the same book is unchanged.
 """
 
@@ -242,3 +245,168 @@ def test_instructors_tables_translated(tmp_path):
     assert not english, f"table cells in English: {english}"
     costs = [text(c) for c in page.select(".admonition table th")]
     assert costs == ["网络（除注明外，批大小为 128）", "标准网络", "有 BN", "带噪声的 BN"], costs
+
+
+# A page with exercises as the chapters write them: a numbered one and its solution, a gated pair
+# (exercise-start, solution-start), and one without a number whose title has maths and code.
+EXERCISES = """\
+# Exercises
+
+```{exercise} Why the plateau reverses the ordering
+:label: ex-plateau
+
+Explain it.
+```
+
+```{solution} ex-plateau
+Because.
+```
+
+```{exercise-start} Equal loss instead of equal steps
+:label: ex-equal-loss
+```
+
+Compare them.
+
+```{exercise-end}
+```
+
+```{solution-start} ex-equal-loss
+:class: dropdown
+```
+
+Compared.
+
+```{solution-end}
+```
+
+:::{exercise} Where $\\gamma$ and `BatchNorm1d` stop
+:label: ex-maths
+:nonumber:
+
+Find it.
+:::
+
+```{solution} ex-maths
+Found.
+```
+
+See {ref}`ex-equal-loss` and {numref}`ex-plateau`.
+"""
+
+EXERCISES_PO = r"""msgid ""
+msgstr ""
+"Content-Type: text/plain; charset=utf-8\n"
+
+msgid "Exercises"
+msgstr "习题"
+
+msgid "Why the plateau reverses the ordering"
+msgstr "为什么平台区会颠倒排序"
+
+msgid "Equal loss instead of equal steps"
+msgstr "等损失而非等步数"
+
+msgid "Where $\\gamma$ and `BatchNorm1d` stop"
+msgstr "$\\gamma$ 与 `BatchNorm1d` 在何处失效"
+
+msgid "See {ref}`ex-equal-loss` and {numref}`ex-plateau`."
+msgstr "见 {ref}`ex-equal-loss` 与 {numref}`ex-plateau`。"
+"""
+
+TITLES = {
+    "Why the plateau reverses the ordering": "为什么平台区会颠倒排序",
+    "Equal loss instead of equal steps": "等损失而非等步数",
+    "Where $\\gamma$ and `BatchNorm1d` stop": "$\\gamma$ 与 `BatchNorm1d` 在何处失效",
+}
+
+
+def make_exercise_book(src: Path, language: str) -> None:
+    src.mkdir(parents=True)
+    (src / "index.md").write_text(EXERCISES)
+    (src / "conf.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / '_ext')!r})\n"
+        "extensions = ['myst_nb', 'sphinx_exercise', 'book_html']\n"
+        "myst_enable_extensions = ['dollarmath', 'colon_fence']\n"
+        "nb_execution_mode = 'off'\n"
+        "mathjax_path = 'mathjax/tex-mml-chtml.js'\n"
+        f"language = {language!r}\n"
+        "locale_dirs = ['locales/']\n"
+        "gettext_compact = False\n"
+    )
+    messages = src / "locales" / "zh_CN" / "LC_MESSAGES"
+    messages.mkdir(parents=True)
+    shutil.copy(LOCALES / "exercise.po", messages / "exercise.po")
+    (messages / "index.po").write_text(EXERCISES_PO)
+
+
+def admonition_titles(page) -> list[str]:
+    out = []
+    for title in page.select(".admonition-title"):
+        for math in title.select(".math"):
+            math.replace_with(math.get_text())
+        out.append(text(title))
+    return out
+
+
+def test_gettext_extracts_exercise_titles(tmp_path):
+    """What ``make update-translations`` extracts: each exercise's title, as the directive's
+    argument is written (maths and code included), once (not again in its solution's title)."""
+    from babel.messages.pofile import read_po
+
+    src = tmp_path / "src"
+    make_exercise_book(src, "en")
+    build(src, tmp_path / "pot", "gettext")
+    with open(tmp_path / "pot" / "index.pot", "rb") as f:
+        pot = {m.id: m for m in read_po(f) if m.id}
+    for title in TITLES:
+        assert title in pot, f"exercise title not extracted: {title!r}; messages: {sorted(pot)}"
+        assert len(pot[title].locations) == 1, pot[title].locations
+
+
+def test_exercise_titles_in_chinese(tmp_path):
+    """The zh edition: the boxes' and solutions' titles and the references in Chinese, 习题 N with
+    full-width brackets, maths and code kept."""
+    src = tmp_path / "src"
+    make_exercise_book(src, "zh_CN")
+    build(src, tmp_path / "html")
+    page = soup(tmp_path / "html" / "index.html")
+    titles = admonition_titles(page)
+    assert titles[:4] == [
+        "习题 1 （为什么平台区会颠倒排序）",
+        "解答 习题 1（为什么平台区会颠倒排序）",
+        "习题 2 （等损失而非等步数）",
+        "解答 习题 2（等损失而非等步数）",
+    ], titles
+    assert re.fullmatch(r"习题（\\\(\\gamma\\\) 与 BatchNorm1d 在何处失效）", titles[4]), titles[4]
+    assert titles[5] == "解答 " + titles[4], titles
+    assert not any("练习" in t or re.search(r"[A-Za-z]{4,}", re.sub(r"BatchNorm1d|gamma", "", t))
+                   for t in titles), titles
+    refs = [text(a) for a in page.select("p:not(.admonition-title) a.reference.internal") if a["href"].startswith("#ex-")]
+    assert refs == ["习题 2", "习题 1"], refs
+
+
+def test_exercise_titles_in_english(tmp_path):
+    """The English edition keeps sphinx-exercise's titles (and no placeholder of the translation)."""
+    src = tmp_path / "src"
+    make_exercise_book(src, "en")
+    build(src, tmp_path / "html")
+    page = soup(tmp_path / "html" / "index.html")
+    titles = admonition_titles(page)
+    assert titles[:2] == ["Exercise 1 (Why the plateau reverses the ordering)",
+                          "Solution to Exercise 1 (Why the plateau reverses the ordering)"], titles
+    assert titles[4].startswith("Exercise (") and "BatchNorm1d" in titles[4], titles
+    assert not page.select(".admonition-title span[translatable]")
+
+
+def test_exercise_titles_in_the_chinese_pdf(tmp_path):
+    """``make pdf-zh``'s route (Sphinx's LaTeX builder): the boxes' titles in Chinese too."""
+    src = tmp_path / "src"
+    make_exercise_book(src, "zh_CN")
+    build(src, tmp_path / "latex", "latex")
+    tex = next((tmp_path / "latex").glob("*.tex")).read_text()
+    boxes = re.findall(r"\\begin\{sphinxadmonition\}\{note\}\{(.*)\}$", tex, re.M)
+    assert boxes[:4] == ["习题 1（为什么平台区会颠倒排序）", "解答 习题 1（为什么平台区会颠倒排序）",
+                         "习题 2（等损失而非等步数）", "解答 习题 2（等损失而非等步数）"], boxes
+    assert not any(title in tex for title in ("Why the plateau", "Equal loss", "练习"))
