@@ -198,18 +198,11 @@ def _seed_ledgers(folder):
     claims' catalogue, since the summary checks that every claim it lists has its translation."""
     from dataclasses import asdict
 
-    import yaml
-    from babel.messages.pofile import read_po
-
     from bnutils.claims import Claim
-    from bnutils.translations import CLAIMS_CATALOGUE
+    from bnutils.translations import CLAIMS_CATALOGUE, book_chapters, messages
 
-    with open(CLAIMS_CATALOGUE, "rb") as f:
-        catalogue = [m for m in read_po(f) if m.id and m.context]
-
-    toc = yaml.safe_load((ROOT / "_toc.yml").read_text())
-    stems = [Path(c["file"]).name for part in toc["parts"] for c in part["chapters"]
-             if (ROOT / f'{c["file"]}.ipynb').exists() and Path(c["file"]).name != "summary"]
+    catalogue = [m for m in messages(CLAIMS_CATALOGUE) if m.id and m.context]
+    stems = [stem for stem in book_chapters() if stem != "summary"]
     (folder / "smoke").mkdir(parents=True)
     for stem in stems:
         m = next(m for m in catalogue if m.context.startswith(f"{stem}:"))

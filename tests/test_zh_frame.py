@@ -79,6 +79,24 @@ msgstr "一章"
 """
 
 
+def write_conf(src: Path, language: str | None, extensions: list[str], settings: str) -> Path:
+    """``src/conf.py`` of a small book with the project's ``_ext`` and the catalogues of
+    ``src/locales/zh_CN/LC_MESSAGES`` (made empty; returned) in ``language``, plus ``settings``."""
+    (src / "conf.py").write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {str(ROOT / '_ext')!r})\n"
+        f"extensions = {extensions!r}\n"
+        + settings +
+        "mathjax_path = 'mathjax/tex-mml-chtml.js'\n"
+        f"language = {language!r}\n"
+        "locale_dirs = ['locales/']\n"
+        "gettext_compact = False\n"
+    )
+    messages = src / "locales" / "zh_CN" / "LC_MESSAGES"
+    messages.mkdir(parents=True)
+    return messages
+
+
 def make_book(src: Path, language: str | None) -> None:
     import nbformat
 
@@ -88,21 +106,11 @@ def make_book(src: Path, language: str | None) -> None:
     nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
     nb.cells = [nbformat.v4.new_markdown_cell("# A chapter"), nbformat.v4.new_code_cell("1 + 1")]
     nbformat.write(nb, src / "chapter.ipynb")
-    (src / "conf.py").write_text(
-        "import sys\n"
-        f"sys.path.insert(0, {str(ROOT / '_ext')!r})\n"
-        "extensions = ['myst_nb', 'book_html']\n"
-        "html_theme = 'sphinx_book_theme'\n"
-        "html_theme_options = {'repository_url': 'https://github.com/bnbook/how-batch-normalization-helps',\n"
-        "                      'use_repository_button': True, 'use_issues_button': True}\n"
-        "nb_execution_mode = 'cache'\n"
-        "mathjax_path = 'mathjax/tex-mml-chtml.js'\n"
-        f"language = {language!r}\n"
-        "locale_dirs = ['locales/']\n"
-        "gettext_compact = False\n"
-    )
-    messages = src / "locales" / "zh_CN" / "LC_MESSAGES"
-    messages.mkdir(parents=True)
+    messages = write_conf(src, language, ["myst_nb", "book_html"],
+                          "html_theme = 'sphinx_book_theme'\n"
+                          "html_theme_options = {'repository_url': 'https://github.com/bnbook/how-batch-normalization-helps',\n"
+                          "                      'use_repository_button': True, 'use_issues_button': True}\n"
+                          "nb_execution_mode = 'cache'\n")
     for name in FRAME_CATALOGUES:  # copies: the build writes the .mo files next to them
         shutil.copy(LOCALES / name, messages / name)
     (messages / "index.po").write_text(PAGE_PO)
@@ -324,19 +332,9 @@ TITLES = {
 def make_exercise_book(src: Path, language: str) -> None:
     src.mkdir(parents=True)
     (src / "index.md").write_text(EXERCISES)
-    (src / "conf.py").write_text(
-        "import sys\n"
-        f"sys.path.insert(0, {str(ROOT / '_ext')!r})\n"
-        "extensions = ['myst_nb', 'sphinx_exercise', 'book_html']\n"
-        "myst_enable_extensions = ['dollarmath', 'colon_fence']\n"
-        "nb_execution_mode = 'off'\n"
-        "mathjax_path = 'mathjax/tex-mml-chtml.js'\n"
-        f"language = {language!r}\n"
-        "locale_dirs = ['locales/']\n"
-        "gettext_compact = False\n"
-    )
-    messages = src / "locales" / "zh_CN" / "LC_MESSAGES"
-    messages.mkdir(parents=True)
+    messages = write_conf(src, language, ["myst_nb", "sphinx_exercise", "book_html"],
+                          "myst_enable_extensions = ['dollarmath', 'colon_fence']\n"
+                          "nb_execution_mode = 'off'\n")
     shutil.copy(LOCALES / "exercise.po", messages / "exercise.po")
     (messages / "index.po").write_text(EXERCISES_PO)
 
