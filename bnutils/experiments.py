@@ -13,10 +13,11 @@ from __future__ import annotations
 import ast
 import functools
 import hashlib
+import itertools
 import os
 import warnings
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 
 import joblib
@@ -33,7 +34,8 @@ from .models import ModelConfig, build_model
 from .probes import activation_probe, grad_norm_probe, saturation_probe, weight_norm_probe
 from .train import History, TrainConfig, loss_function, train
 
-__all__ = ["Experiment", "Probe", "PROBES", "run", "run_float64", "sweep", "default_jobs", "seeds", "table", "probe_array",
+__all__ = ["Experiment", "Probe", "PROBES", "run", "run_float64", "sweep", "default_jobs", "seeds", "variant", "grid", "table", "frame",
+           "wide", "probe_array",
            "trained_model", "memory", "code_version", "platform", "replace"]
 
 PACKAGE_DIR = Path(__file__).resolve().parent
@@ -367,14 +369,87 @@ def table(histories: Sequence[History]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def frame(histories: Sequence[History], key: str = "loss", probe: str | None = None) -> pd.DataFrame:
+    """Histories in long form: one row per run and step, with the run's config as columns.
+
+    Columns: ``run`` (the history's index in ``histories``), the config columns of :func:`table`
+    (``model.norm``, ``train.lr``, ``seed``, ...), ``diverged`` (the run diverged), ``step`` and
+    ``key``'s value. ``key`` is ``"loss"`` (the training-batch loss of every step), an evaluated
+    series (``"train_loss"``, ``"train_acc"``, ``"test_loss"``, ``"test_acc"``, at ``eval_steps``),
+    or, with ``probe``, a quantity of that probe (a dict key, or ``None`` for a probe that records
+    one number) at ``probe_steps``. A run that diverged has rows only for the steps it reached, so
+    :func:`wide` pads it with NaN and a band skips it."""
+    if not histories:
+        raise ValueError("frame needs at least one history")
+    config = table(histories)
+    config = config[[c for c in config.columns if c.startswith(("model.", "train.")) or c in ("data", "seed", "seed_offset", "diverged")]]
+    parts = []
+    for i, h in enumerate(histories):
+        if probe is not None:
+            if probe not in h.probes:
+                raise KeyError(f"no probe {probe!r} in the history (it has {sorted(h.probes)})")
+            values = [d if key is None else d[key] for d in h.probes[probe]]
+            steps = np.asarray(h.probe_steps)[:len(values)]
+        elif key == "loss":
+            values = h.loss
+            steps = np.arange(len(values))
+        elif key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            values = getattr(h, key)
+            steps = np.asarray(h.eval_steps)[:len(values)]
+        else:
+            raise ValueError(f"key must be 'loss', 'train_loss', 'train_acc', 'test_loss' or 'test_acc' "
+                             f"without a probe, got {key!r}")
+        parts.append(pd.DataFrame({"run": i, "step": np.asarray(steps, dtype=np.int64),
+                                   key or probe: np.asarray(values, dtype=float)}))
+    return pd.concat(parts, ignore_index=True).merge(config, left_on="run", right_index=True)
+
+
+def wide(df: pd.DataFrame, value: str) -> tuple[np.ndarray, np.ndarray]:
+    """A long-form :func:`frame` back to arrays: (steps, values), ``values`` runs x steps in the
+    order of ``run``, NaN where a run has no row (it diverged and stopped early)."""
+    table_ = df.pivot(index="run", columns="step", values=value).sort_index()
+    return table_.columns.to_numpy(), table_.to_numpy(dtype=float)
+
+
 def probe_array(histories: Sequence[History], key: str, probe: str = "landscape") -> tuple[np.ndarray, np.ndarray]:
     """One probe quantity of a group of runs as (steps, values): ``values`` is seeds x probe steps,
-    padded with NaN where a run diverged and stopped early (so a band skips it, and
-    :func:`bnutils.plot.mark_diverged`-style crosses can show where)."""
-    longest = max(histories, key=lambda h: len(h.probe_steps))
-    steps = np.asarray(longest.probe_steps)
-    values = np.full((len(histories), len(steps)), np.nan)
-    for i, h in enumerate(histories):
-        series = [d[key] for d in h.probes.get(probe, [])]
-        values[i, :len(series)] = series
-    return steps, values
+    padded with NaN where a run diverged and stopped early (:func:`wide` of :func:`frame`)."""
+    return wide(frame(histories, key, probe=probe), key)
+
+
+_FIELDS = {"model": {f.name for f in fields(ModelConfig)}, "train": {f.name for f in fields(TrainConfig)}}
+
+
+def variant(exp: Experiment, **changes) -> Experiment:
+    """``exp`` with some fields changed, each named by itself whichever config holds it:
+    ``variant(exp, norm="bn", lr=0.5)`` is ``replace(exp, model=replace(exp.model, norm="bn"),
+    train=replace(exp.train, lr=0.5))``. Experiment's own fields (``data``, ``probes``, ...) work too."""
+    top = {name: {} for name in _FIELDS}
+    own = {}
+    for name, value in changes.items():
+        holder = next((k for k, names in _FIELDS.items() if name in names), None)
+        if holder is not None:
+            top[holder][name] = value
+        elif name in {f.name for f in fields(Experiment)}:
+            own[name] = value
+        else:
+            raise TypeError(f"variant() got an unexpected keyword argument {name!r}: not a field of "
+                            "Experiment, ModelConfig or TrainConfig")
+    for holder, values in top.items():
+        if values:
+            own[holder] = replace(own.get(holder, getattr(exp, holder)), **values)
+    return replace(exp, **own)
+
+
+def grid(base: Experiment, n_seeds: int | None = None, **axes) -> list[Experiment]:
+    """Every combination of the values in ``axes`` (lists, named as in :func:`variant`), in
+    :func:`itertools.product` order (the last axis varies fastest), each for ``n_seeds`` seeds
+    (innermost) when given: ``sweep(grid(base, n_seeds=3, norm=[None, "bn"], lr=[0.1, 1.0]))``."""
+    for name, values in axes.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Iterable):
+            raise TypeError(f"grid axis {name!r} must be a list of values, got {type(values).__name__}")
+    out = []
+    for combo in itertools.product(*(list(v) for v in axes.values())):
+        exp = variant(base, **dict(zip(axes, combo)))
+        out.extend(seeds(exp, n_seeds) if n_seeds is not None else [exp])
+    return out

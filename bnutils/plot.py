@@ -9,6 +9,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import seaborn as sns
 
+from .experiments import frame, wide
 from .train import History
 
 # One colour, line style and marker per normalisation, the same in every figure of the book.
@@ -272,15 +273,6 @@ def band(ax, x, values, label=None, color=None, kind: str = "std", log: bool = F
     return line
 
 
-def _stack(series: Sequence[np.ndarray], length: int) -> np.ndarray:
-    """Pad runs that stopped early (diverged) with NaN so they stack into seeds x points."""
-    out = np.full((len(series), length), np.nan)
-    for i, s in enumerate(series):
-        s = np.asarray(s, dtype=float)[:length]
-        out[i, :len(s)] = s
-    return out
-
-
 def smooth(y: np.ndarray, window: int) -> np.ndarray:
     """A trailing moving average (window 1 leaves ``y`` as it is)."""
     y = np.asarray(y, dtype=float)
@@ -301,16 +293,10 @@ def curves(ax, histories: Sequence[History], key: str = "loss", label=None, colo
     """
     if not histories:
         raise ValueError("curves needs at least one history")
-    if key == "loss":
-        length = max(h.config["train"]["steps"] for h in histories)
-        x = np.arange(length)
-        series = [smooth(h.loss, smooth_window) for h in histories]
-    else:
-        longest = max(histories, key=lambda h: len(h.eval_steps))
-        x = longest.eval_steps
-        length = len(x)
-        series = [getattr(h, key) for h in histories]
-    v = _stack(series, length)
+    df = frame(histories, key)
+    if smooth_window > 1:
+        df[key] = df.groupby("run")[key].transform(lambda y: smooth(y.to_numpy(), smooth_window))
+    x, v = wide(df, key)
     line = band(ax, x, v, label=label, color=color, log=log, kind=kind)
     mark_diverged(ax, histories, key, color=line.get_color())
     return line

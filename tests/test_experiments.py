@@ -100,3 +100,37 @@ def test_sweep_and_table():
         E.Probe("nope")
     with pytest.raises(TypeError, match="expected an Experiment"):
         E.run("mnist")
+
+
+def test_variant_names_each_field_by_itself():
+    e = E.variant(EXP, norm=None, lr=0.5, data="mnist5k")
+    assert (e.model.norm, e.train.lr, e.data) == (None, 0.5, "mnist5k")
+    assert e.model.hidden == EXP.model.hidden and e.train.steps == EXP.train.steps
+    assert E.variant(EXP) == EXP
+    with pytest.raises(TypeError, match="unexpected keyword argument 'nrom'"):
+        E.variant(EXP, nrom="bn")
+
+
+def test_grid_is_the_product_with_seeds_innermost():
+    exps = E.grid(EXP, n_seeds=2, norm=[None, "bn"], lr=[0.1, 1.0])
+    got = [(e.model.norm, e.train.lr, e.seed) for e in exps]
+    assert got == [(n, lr, s) for n in (None, "bn") for lr in (0.1, 1.0) for s in (0, 1)]
+    assert E.grid(EXP, lr=[0.2]) == [E.variant(EXP, lr=0.2)]
+    with pytest.raises(TypeError, match="grid axis 'norm' must be a list"):
+        E.grid(EXP, norm="bn")
+
+
+def test_frame_is_long_form_and_wide_pads_diverged_runs_with_nan():
+    hists = E.sweep(E.grid(EXP, lr=[0.1, 1e6]), cache=False)  # the second diverges
+    assert not hists[0].diverged and hists[1].diverged
+    df = E.frame(hists, "loss")
+    assert {"run", "step", "loss", "model.norm", "train.lr", "seed", "diverged"} <= set(df.columns)
+    assert len(df) == len(hists[0].loss) + len(hists[1].loss)
+    steps, values = E.wide(df, "loss")
+    np.testing.assert_array_equal(steps, np.arange(EXP.train.steps))
+    np.testing.assert_array_equal(values[0], hists[0].loss)
+    assert np.isnan(values[1, len(hists[1].loss):]).all()
+    acc = E.frame(hists, "test_acc")
+    assert set(acc["step"]) <= set(hists[0].eval_steps)
+    with pytest.raises(ValueError, match="key must be 'loss'"):
+        E.frame(hists, "nope")
