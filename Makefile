@@ -54,10 +54,34 @@ setup: $(STAMP)
 ## (`BNBOOK_SCALE=smoke make book`) builds into _build/<scale>/_build/html, with its own execution
 ## cache (jupyter-cache) and its own experiment cache (bnutils: _build/cache/<scale>/<code version>),
 ## so that a book-scale build never shows another scale's outputs.
+## Two chapters at a time (BOOK_JOBS=2): jupyter-book executes a book's notebooks one after the other,
+## so the chapters its jupyter-cache lacks are executed first, BOOK_JOBS at once, each as its checked
+## copy under nbval in a pytest-xdist worker (what `make notebooks` does at smoke scale: the chapter's
+## code in its order, its assertions and claims, the student-copy checks at this scale too), and
+## their executions are added to the build's jupyter-cache (bnutils.teaching.checked cache), where
+## myst-nb finds them ("Using cached notebook"). A chapter that fails there is executed again by the
+## build, which reports the error as before. The summary (it reads every chapter's claims ledger) is
+## executed by the build. BOOK_JOBS=1: the build executes every chapter itself, one by one.
 BNBOOK_SCALE ?= book
-BOOK_OUT := $(if $(filter book,$(BNBOOK_SCALE)),.,_build/$(BNBOOK_SCALE))
+BOOK_OUT ?= $(if $(filter book,$(BNBOOK_SCALE)),.,_build/$(BNBOOK_SCALE))
+BOOK_JOBS ?= 2
+BOOK_CHECK ?= _build/ahead/$(BNBOOK_SCALE)
+# $(1): the build's --path-output; the chapters run with this scale (and BNBOOK_LANG, for book-zh);
+# sweeps inside a chapter keep their own worker processes (one per CPU).
+define execute-ahead
+todo=$$($(BIN)/python -m bnutils.teaching.checked pending $(CHAPTER_NBS) --build $(1)); \
+if [ "$(BOOK_JOBS)" -gt 1 ] && [ -n "$$todo" ]; then \
+  $(BIN)/python -m bnutils.teaching.checked copies $$todo --out $(BOOK_CHECK) && \
+  { BNBOOK_SCALE=$(BNBOOK_SCALE) BNBOOK_JOBS=$${BNBOOK_JOBS:-$$(nproc)} $(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider \
+      -p bnutils.teaching.checked_plugin -n $(BOOK_JOBS) --dist loadgroup --nbval-cell-timeout=1200 \
+      $$(for f in $$todo; do echo $(BOOK_CHECK)/$${f##*/}; done) \
+    || echo "make book: a chapter failed when executed ahead (above); the build executes it again and reports the error"; }; \
+  BNBOOK_SCALE=$(BNBOOK_SCALE) $(BIN)/python -m bnutils.teaching.checked cache $(BOOK_CHECK)/executed --build $(1); \
+fi
+endef
 book: setup
 	@$(call fresh-cache,$(BOOK_OUT))
+	@$(call execute-ahead,$(BOOK_OUT))
 	BNBOOK_SCALE=$(BNBOOK_SCALE) $(BIN)/jupyter-book build . --path-output $(BOOK_OUT) --keep-going
 	@echo "The book is at file://$(abspath $(BOOK_OUT))/_build/html/index.html"
 
@@ -128,13 +152,27 @@ TEST_JOBS ?= 2
 XDIST = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadfile)
 # unit tests: balanced test by test (a few end-to-end tests in one file take minutes each)
 XDIST_UNIT = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist worksteal)
+XDIST_GROUP = $(if $(filter-out 0 1,$(TEST_JOBS)),-n $(TEST_JOBS) --dist loadgroup)
 CHECK ?= _build/check/smoke
 NBVAL = BNBOOK_SCALE=smoke BNBOOK_JOBS=1 $(BIN)/python -m pytest --nbval-lax -q -p no:cacheprovider -p bnutils.teaching.checked_plugin
 AFTER := summary
 CHAPTER_NBS := $(filter-out $(AFTER:%=book/%.ipynb),$(sort $(wildcard book/*.ipynb)))
 
-test: unit notebooks smoke-builds
+test: checks smoke-builds
 	@$(MAKE) --no-print-directory browser-run
+
+## make checks: `make unit` and `make notebooks` in one pytest-xdist run (TEST_JOBS workers,
+## --dist loadgroup): a chapter's cells are one xdist_group (bnutils.teaching.checked_plugin), so the
+## chapter stays in one worker and one kernel, and each unit test is a unit of work of its own, so
+## the unit tests fill one worker while the other runs a chapter (pytest-xdist hands out the groups
+## with the most items first). Then the summary, which reads every chapter's claims ledger.
+checks: setup FORCE
+	@rm -f $(CHECK)/.done
+	$(BIN)/python -m bnutils.teaching.checked copies book/*.ipynb --out $(CHECK)
+	$(NBVAL) $(XDIST_GROUP) --durations=15 --ignore=tests/browser -m "not chapters and not e2e" \
+	  $(patsubst book/%,$(CHECK)/%,$(CHAPTER_NBS)) tests
+	$(NBVAL) $(AFTER:%=$(CHECK)/%.ipynb)
+	@touch $(CHECK)/.done
 
 unit: setup
 	$(BIN)/python -m pytest tests -q --ignore=tests/browser -m "not chapters and not e2e" $(XDIST_UNIT) --durations=15
@@ -174,7 +212,7 @@ book-smoke-build: setup
 	BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --path-output $(JB_SMOKE) -W -n --keep-going --all
 	@echo "Smoke-scale book: file://$(CURDIR)/$(JB_SMOKE)/_build/html/index.html"
 
-.PHONY: FORCE student-check book-smoke-build browser-run smoke-builds test-e2e
+.PHONY: FORCE student-check book-smoke-build browser-run smoke-builds test-e2e checks
 FORCE:
 
 ## make book-robust: the book at `book` scale under each CPU kernel variant this CPU can be forced to

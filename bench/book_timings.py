@@ -1,11 +1,12 @@
 """``make bench-book``: how long the whole book takes, on this machine.
 
-1. a cold ``make book`` at ``book`` scale (empty jupyter-cache and joblib cache), goal < 10 min;
+1. a cold ``make book`` at ``book`` scale (empty jupyter-cache and joblib cache; the chapters
+   executed ahead two at a time, then the build), goal < 10 min;
 2. the same build again with nothing changed, goal < 1 min;
 3. ``make test`` at ``smoke`` scale with an empty joblib cache and an empty smoke build, goal < 5 min
-   (the environment already installed), timed part by part, in its order: ``make unit``, ``make
-   notebooks`` (nbval over the checked copies, which is also the student-copy check),
-   ``make smoke-builds`` (the strict English and Chinese builds side by side, reusing those
+   (the environment already installed), timed part by part, in its order: ``make checks`` (the
+   unit tests and nbval over the chapters' checked copies, which is also the student-copy check,
+   in one two-worker run), ``make smoke-builds`` (the strict English and Chinese builds side by side, reusing those
    executions) and ``make browser-run``;
    the sum is ``make test``'s time (``--whole-test`` times ``make test`` in one piece instead);
 
@@ -37,8 +38,8 @@ sys.path.insert(0, str(ROOT))
 from bench.common import print_table, row  # noqa: E402
 
 BIN = ROOT / ".venv" / "bin"
-# `make test`'s parts, in its order (Makefile: test = unit, notebooks/student-check, smoke-builds, browser-run)
-TEST_PARTS = ("unit", "notebooks", "smoke-builds", "browser-run")
+# `make test`'s parts, in its order (Makefile: test = checks (unit + notebooks), smoke-builds, browser-run)
+TEST_PARTS = ("checks", "smoke-builds", "browser-run")
 
 
 def timed(cmd, env, log):
@@ -89,7 +90,7 @@ def main(argv=None) -> int:
         if not args.skip_book:
             out = work / "book"
             env = dict(base, BNBOOK_SCALE="book", BNBOOK_CACHE=str(work / "cache-book"))
-            cmd = [BIN / "jupyter-book", "build", ".", "--path-output", out, "--keep-going"]
+            cmd = ["make", "--no-print-directory", "book", f"BOOK_OUT={out}", f"BOOK_CHECK={work / 'ahead'}"]
             cold, rc1, load1 = timed(cmd, env, logs / "book_cold.log")
             raw["chapters_s"] = chapter_times(out)
             again, rc2, load2 = timed(cmd, env, logs / "book_rebuild.log")

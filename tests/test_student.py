@@ -477,3 +477,22 @@ def test_a_kernel_that_does_not_answer_is_started_again():
     with pytest.warns(UserWarning), pytest.raises(RuntimeError, match="Kernel died"):
         checked_plugin._start(dead, "python3")
     assert len(starts) == checked_plugin.KERNEL_STARTS
+
+
+def test_loadgroup_keeps_a_notebook_in_one_worker_and_spreads_the_rest():
+    """`make checks` runs the chapters and the unit tests in one `pytest -n 2 --dist loadgroup`:
+    a notebook's cells must be one unit of work (they share a kernel), every other test its own.
+    pytest-xdist's own loadgroup no longer groups under pytest 9.2 (pytest-dev/pytest-xdist#1386),
+    so the plugin supplies the scheduler."""
+    from types import SimpleNamespace
+
+    from bnutils.teaching import checked_plugin
+
+    assert checked_plugin.notebook_scope("_build/check/smoke/ics.ipynb::Cell 3") == "_build/check/smoke/ics.ipynb"
+    assert checked_plugin.notebook_scope("tests/test_x.py::test_a[ipynb]") is None
+    config = SimpleNamespace(getvalue=lambda name: "loadfile")
+    assert checked_plugin.pytest_xdist_make_scheduler(config, log=None) is None
+    sched = object.__new__(checked_plugin.NotebookScheduling)  # _split_scope reads no state
+    assert sched._split_scope("_build/check/smoke/ics.ipynb::Cell 3") == "_build/check/smoke/ics.ipynb"
+    assert sched._split_scope("tests/test_x.py::test_a") == "tests/test_x.py::test_a"
+    assert sched._split_scope("tests/test_x.py::test_b@grp") == "grp"

@@ -163,6 +163,21 @@ def cache_executed(executed_dir, build_dir, scale: str) -> list[str]:
     return added
 
 
+def pending(notebooks, build_dir) -> list[str]:
+    """The notebooks (paths) whose current code the jupyter-cache of the book built into
+    ``build_dir`` holds no execution of: the ones its build would execute."""
+    from jupyter_cache import get_cache
+
+    cache = get_cache(Path(build_dir) / "_build" / ".jupyter_cache")
+    todo = []
+    for path in map(str, notebooks):
+        try:
+            cache.match_cache_notebook(nbformat.read(path, as_version=4))
+        except KeyError:
+            todo.append(path)
+    return todo
+
+
 # ------------------------------------------------------------------------------ command line
 
 def main(argv=None) -> int:
@@ -175,8 +190,13 @@ def main(argv=None) -> int:
     k.add_argument("executed")
     k.add_argument("--build", required=True, help="the build's --path-output")
     k.add_argument("--scale", default=os.environ.get("BNBOOK_SCALE", "smoke"))
+    p = sub.add_parser("pending", help="print the notebooks a book build's jupyter-cache holds no execution of")
+    p.add_argument("notebooks", nargs="+")
+    p.add_argument("--build", required=True, help="the build's --path-output")
     args = ap.parse_args(argv)
-    if args.cmd == "copies":
+    if args.cmd == "pending":
+        print(" ".join(pending(args.notebooks, args.build)))
+    elif args.cmd == "copies":
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
         for old in out.glob("executed/*.ipynb"):  # executions of an earlier run never stand for this one

@@ -10,7 +10,13 @@ elsewhere). It acts only on notebooks whose metadata says ``bnbook.checked_copy`
 * after a cell ran, :func:`bnutils.teaching.checked.check_cell` (a stub raises nothing but
   ``NotImplementedError``; a self-check prints a pass), whose failure fails the cell's item;
 * when every cell passed, the chapter is written with their outputs
-  (:func:`bnutils.teaching.checked.write_executed`), for the strict build to reuse.
+  (:func:`bnutils.teaching.checked.write_executed`), for the strict build to reuse;
+* under ``pytest -n 2 --dist loadgroup`` a notebook's cells are one unit of work (one worker, one
+  kernel) and every other test is a unit of its own, so the unit tests collected beside the chapters
+  fill one worker while the other runs a chapter (``make checks``). pytest-xdist's own loadgroup
+  would do this with an ``xdist_group`` mark, but with pytest 9.2 it no longer groups anything
+  (it renames the node id, which pytest 9.2 no longer reads: pytest-dev/pytest-xdist#1386), so
+  :func:`pytest_xdist_make_scheduler` groups by notebook file itself.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import time
 import warnings
 
 import pytest
+from xdist.scheduler import LoadGroupScheduling
 
 from .checked import ROOT, check_cell, write_executed
 
@@ -52,6 +59,27 @@ def pytest_collection_modifyitems(session, config, items):
         parent.setup = setup_in_chapter_folder
         parent._bnbook_outputs, parent._bnbook_failed, parent._bnbook_t0 = {}, False, None
         parent._bnbook_ncells = sum(c.cell_type == "code" for c in parent.nb.cells)
+
+
+def notebook_scope(nodeid: str) -> str | None:
+    """The notebook a test item belongs to (its file, for a cell of an ``.ipynb``), else None."""
+    path = nodeid.split("::", 1)[0]
+    return path if path.endswith(".ipynb") else None
+
+
+class NotebookScheduling(LoadGroupScheduling):
+    """pytest-xdist's loadgroup scheduling (by scope, the scopes with the most items handed out
+    first), where a notebook's cells are one scope and every other test one of its own."""
+
+    def _split_scope(self, nodeid: str) -> str:
+        return notebook_scope(nodeid) or super()._split_scope(nodeid)
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """``--dist loadgroup`` schedules with :class:`NotebookScheduling`."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    return NotebookScheduling(config, log)
 
 
 def _start(kernel, name, **kw):
