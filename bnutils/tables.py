@@ -8,7 +8,9 @@ value as a word ("diverged" by default; "not reached" where that is what it mean
 ``inf`` or ``NaN``. The result is a DataFrame of strings: it reads the same in the HTML book, the
 PDF (its ``text/plain``), JupyterLab and Colab.
 
-:func:`format_bytes` writes a size in bytes for readers the same way (``'122.5 ZB'``).
+:func:`format_bytes` writes a size in bytes for readers the same way (``'122.5 ZB'``);
+:func:`norm_label` a normalization's name (``df["model.norm"].map(norm_label)``); and
+:func:`best_over_grid` reads a learning-rate sweep's table as each network at its own best rate.
 
 In the Chinese edition (``plot.edition() == "zh"``, ``make book-zh``) every header, index label and
 word it writes ("diverged", "not reached", "yes", ...) goes through ``plot.translate``, so the
@@ -161,3 +163,34 @@ def readable(df, digits: int = 3, missing: str = "diverged", names: dict | None 
     out.index = _index(df.index, all_names, words)
     out.columns = _index(df.columns, all_names, words)
     return out
+
+
+def norm_label(norm) -> str:
+    """A normalization's name for readers: "standard" for none (``None``, or the NaN pandas puts in a
+    table's ``model.norm`` column), "BN" for ``"bn"``, and so on (:data:`NORMS`). For a column of
+    names: ``df["norm"] = df["model.norm"].map(norm_label)``."""
+    return label(norm, "model.norm")
+
+
+def best_over_grid(df: pd.DataFrame, by: str = "norm") -> pd.DataFrame:
+    """Each network of a learning-rate sweep at its own best rate of the grid.
+
+    ``df`` is a sweep's :func:`bnutils.experiments.table` with a column ``by`` naming the network
+    (e.g. ``norm``, from :func:`norm_label`). Per network (in the order they first appear): the
+    best mean final training loss over the grid's rates and the rate where it occurs, the best mean
+    test accuracy and its rate; means are over seeds, and a rate at which any seed diverged is left
+    out. A network that diverged at every rate has NaN in its row."""
+    needed = [by, "train.lr", "final_loss", "final_test_acc", "diverged"]
+    missing = [c for c in needed if c not in df.columns]
+    if missing:
+        raise KeyError(f"best_over_grid needs the columns {needed}; {missing} missing "
+                       "(a sweep's experiments.table, with a column naming the network)")
+    g = df.groupby([by, "train.lr"]).agg(loss=("final_loss", "mean"), acc=("final_test_acc", "mean"),
+                                         diverged=("diverged", "any"))
+    g = g[~g["diverged"]]
+    rows = {}
+    for n in pd.unique(df[by]):
+        gn = g.loc[n] if n in g.index.get_level_values(0) else g.iloc[:0].droplevel(0)
+        rows[n] = {"best final loss": gn["loss"].min(), "rate (loss)": gn["loss"].idxmin() if len(gn) else np.nan,
+                   "best test accuracy": gn["acc"].max(), "rate (accuracy)": gn["acc"].idxmax() if len(gn) else np.nan}
+    return pd.DataFrame(rows).T
