@@ -52,6 +52,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..norms import _channel_view as _view  # (C,) -> (1, C, 1, ...)
+from ..norms import _reduce_dims as _dims  # every dimension but the channel one
+
 __all__ = [
     "CheckFailed",
     "CheckResult",
@@ -242,14 +245,6 @@ def _bn_inputs(spatial: bool, seed: int = 0):
     gamma = 0.5 + torch.rand(c, generator=g, dtype=torch.float64)
     beta = torch.randn(c, generator=g, dtype=torch.float64)
     return x, gamma, beta
-
-
-def _dims(x: torch.Tensor) -> list[int]:
-    return [0] + list(range(2, x.dim()))
-
-
-def _view(t: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-    return t.view(1, -1, *([1] * (x.dim() - 2)))
 
 
 def _bn_variants(x, gamma, beta, eps) -> dict[str, torch.Tensor]:
