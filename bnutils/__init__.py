@@ -19,11 +19,11 @@ Used by the chapters around the runs (outside the cache key):
 
 * :mod:`bnutils.theory`       -- the survey's theorems and the descent lemma, evaluated
 * :mod:`bnutils.quadratics`   -- quadratic test problems for optimisers, the learning-rate schedule
-* :mod:`bnutils.timing`       -- the wall-clock cost of a call
+* :mod:`bnutils.timing`       -- the wall-clock cost of a call (torch.utils.benchmark's Timer)
 * :mod:`bnutils.claims`       -- the claims ledger: each claim checked, glued and recorded
 * :mod:`bnutils.glued`        -- the glued numbers of a paragraph, shown outside the book's build
 * :mod:`bnutils.layerwise`    -- per-layer probe results (the ICS probe's) as runs x steps x layers
-* :mod:`bnutils.plot`         -- the house style: curves with bands over seeds, tables
+* :mod:`bnutils.plot`         -- the house style: curves with bands over seeds, diverged runs marked, tables
 * :mod:`bnutils.tables`       -- tables for readers: names, significant digits, bytes
 * :mod:`bnutils.plot_zh`      -- the Chinese edition's figure labels
 * :mod:`bnutils.translations` -- the Chinese edition's catalogues, configuration and notebooks

@@ -199,7 +199,10 @@ def _record_layout(shell) -> None:
 
 
 def color(norm) -> str:
-    """The colour of normalisation ``norm``; a grey for anything else (never a norm's colour)."""
+    """The colour of normalisation ``norm``; a grey of :data:`OTHER` for anything else (never a
+    norm's colour), picked by a CRC-32 of ``str(norm)``: the same grey in every process (Python's
+    own ``hash`` of a string changes with ``PYTHONHASHSEED``, so a figure would change between
+    builds)."""
     import zlib
 
     return PALETTE.get(norm) or OTHER[zlib.crc32(str(norm).encode()) % len(OTHER)]
@@ -241,6 +244,13 @@ def band(ax, x, values, label=None, color=None, kind: str = "std", log: bool = F
     ``kind``: ``"std"`` (mean +- one standard deviation), ``"minmax"`` (range over seeds) or
     ``"ci"`` (a 95% normal interval of the mean). NaNs (a diverged seed) are ignored pointwise.
     With ``log=True`` the mean and band are taken of log10(values) (for log-scale axes).
+
+    The standard deviation is the sample one over seeds (``ddof=1``), as seaborn's
+    ``errorbar="sd"`` draws it in :func:`curves`: the captions' "mean ± one standard deviation
+    over seeds" means this one in every figure. Where a single seed is left (one seed, or the
+    others diverged) there is no band. ``band`` stays for what seaborn's ``lineplot`` cannot
+    draw: the mean and band in log space, min/max bands, and the NaN-padded (seeds x points)
+    arrays the chapters build, whose all-NaN points must leave a gap.
     """
     v = np.asarray(values, dtype=float)
     if v.ndim == 1:
@@ -258,7 +268,7 @@ def band(ax, x, values, label=None, color=None, kind: str = "std", log: bool = F
             if kind == "minmax":
                 lo, hi = np.nanmin(v, axis=0), np.nanmax(v, axis=0)
             else:
-                sd = np.nanstd(v, axis=0)
+                sd = np.nanstd(v, axis=0, ddof=1)
                 if kind == "ci":
                     sd = 1.96 * sd / np.sqrt(np.maximum(1, np.sum(np.isfinite(v), axis=0)))
                 elif kind != "std":
@@ -283,36 +293,77 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
     return np.concatenate([head, (c[window:] - c[:-window]) / window])
 
 
-def curves(ax, histories: Sequence[History], key: str = "loss", label=None, color=None,
-           smooth_window: int = 1, log: bool = False, kind: str = "std"):
+def curves(ax, histories: Sequence[History], key: str | None = "loss", label=None, color=None,
+           smooth_window: int = 1, log: bool = False, kind: str = "std", probe: str | None = None):
     """Mean and band over seeds of one quantity of a group of histories.
 
     ``key``: ``"loss"`` (per-step training loss, optionally smoothed) or one of the evaluated
-    series ``"train_loss"``, ``"train_acc"``, ``"test_loss"``, ``"test_acc"``. A run that diverged
-    is drawn up to its last finite point and marked with a cross at the step it diverged.
+    series ``"train_loss"``, ``"train_acc"``, ``"test_loss"``, ``"test_acc"``; with ``probe``, a
+    quantity of that probe (as :func:`bnutils.experiments.frame` reads it). A run that diverged
+    is drawn up to its last finite point and marked with a cross at the step it diverged
+    (:func:`mark_diverged`).
+
+    The histories go through the long-form :func:`~bnutils.experiments.frame`. On a linear axis
+    with the standard-deviation band (``log=False``, ``kind="std"``) seaborn draws the mean and
+    band (``lineplot(errorbar="sd")``: the sample standard deviation over seeds); the log-space
+    mean and the other bands are :func:`band`'s. Either way the line has its normalisation's
+    colour, line style and markers, and the label asked for (no legend or axis labels of
+    seaborn's own). Returns the mean's line.
     """
     if not histories:
         raise ValueError("curves needs at least one history")
-    df = frame(histories, key)
+    df = frame(histories, key, probe=probe)
+    value = key or probe
     if smooth_window > 1:
-        df[key] = df.groupby("run")[key].transform(lambda y: smooth(y.to_numpy(), smooth_window))
-    x, v = wide(df, key)
-    line = band(ax, x, v, label=label, color=color, log=log, kind=kind)
-    mark_diverged(ax, histories, key, color=line.get_color())
+        df[value] = df.groupby("run")[value].transform(lambda y: smooth(y.to_numpy(), smooth_window))
+    if log or kind != "std":
+        x, v = wide(df, value)
+        line = band(ax, x, v, label=label, color=color, log=log, kind=kind)
+    else:
+        line = _sd_lineplot(ax, df["step"].to_numpy(), df[value].to_numpy(dtype=float), label, color)
+    mark_diverged(ax, histories, key, color=line.get_color(), probe=probe)
     return line
 
 
-def mark_diverged(ax, histories: Sequence[History], key: str = "loss", color=None) -> int:
-    """Put a cross at the step where each diverged run stopped, at its last finite value.
-    Returns how many were marked."""
+def _sd_lineplot(ax, x, y, label, color):
+    """seaborn's mean and sample-sd band of y at each x, in the house style (see :func:`curves`)."""
+    line_kw = _cues(color, {}, len(np.unique(x)))
+    if color is None or "linestyle" not in line_kw:
+        # the colour and line style matplotlib's cycle would give a plain ax.plot (set_style's
+        # cycle pairs them); seaborn alone would take the colour and dashes="" (solid)
+        (scout,) = ax.plot([], [], **({} if color is None else {"color": color}))
+        color = scout.get_color() if color is None else color
+        line_kw.setdefault("linestyle", scout.get_linestyle())
+        scout.remove()
+    if "marker" in line_kw:  # the markers band's ax.plot would draw, not seaborn's white-edged ones
+        line_kw.update(markeredgecolor=color, markeredgewidth=plt.rcParams["lines.markeredgewidth"])
+    shown = [(a.label, a.label.get_visible()) for a in (ax.xaxis, ax.yaxis)]
+    n_lines = len(ax.lines)
+    sns.lineplot(x=x, y=y, estimator="mean", errorbar="sd", color=color, label=label, legend=False, ax=ax,
+                 **line_kw)
+    for text, visible in shown:  # seaborn hides the axis label of an axis without tick labels
+        text.set_visible(visible)
+    return ax.lines[n_lines]
+
+
+def mark_diverged(ax, histories: Sequence[History], key: str | None = "loss", color=None,
+                  probe: str | None = None) -> int:
+    """Put a cross, for each run that diverged, at the step where it diverged and the last finite
+    value of its series: ``key`` of its history, or with ``probe`` the probe's quantity ``key``
+    (as :func:`bnutils.experiments.frame` reads both), so that every series, probes included,
+    marks its diverged runs the same way. A run without a finite value is marked at the top of
+    the axis. Returns how many were marked."""
+    if not any(h.diverged for h in histories):
+        return 0
+    df = frame(histories, key, probe=probe)
+    value = key or probe
+    finite = df[np.isfinite(df[value].to_numpy(dtype=float))].sort_values(["run", "step"])
+    last = finite.groupby("run")[value].last()
     n = 0
-    for h in histories:
+    for i, h in enumerate(histories):
         if not h.diverged:
             continue
-        series = h.loss if key == "loss" else getattr(h, key)
-        finite = np.asarray(series, dtype=float)
-        finite = finite[np.isfinite(finite)]
-        y = finite[-1] if len(finite) else (ax.get_ylim()[1])
+        y = last[i] if i in last.index else ax.get_ylim()[1]
         ax.plot([h.diverged_at], [y], marker="x", color=color or "k", markersize=9, mew=2,
                 linestyle="none", label="diverged" if n == 0 else None)
         n += 1
@@ -322,7 +373,11 @@ def mark_diverged(ax, histories: Sequence[History], key: str = "loss", color=Non
 def sweep_plot(ax, df, x: str, y: str, hue: str, log_x: bool = True, diverged_y=None):
     """A sweep's result (a :func:`bnutils.experiments.table`) as mean and band of ``y`` against
     ``x`` per ``hue`` group; diverged runs are drawn as crosses at ``diverged_y`` (default: the top
-    of the axis) so a reader sees where a setting blew up."""
+    of the axis) so a reader sees where a setting blew up.
+
+    Drawn with :func:`band`, not seaborn's ``lineplot``: a setting where every seed diverged has no
+    mean and must leave a gap in the line, which ``lineplot`` (it drops missing values and joins
+    the points either side) would hide."""
     import pandas as pd
 
     for name, g in df.groupby(hue, dropna=False, sort=False):

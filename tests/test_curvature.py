@@ -1,6 +1,7 @@
 """Hessian-vector products, conjugate gradient and Newton steps, against PyTorch in float64 (the
 spectrum: tests/test_spectrum.py)."""
 
+import numpy as np
 import pytest
 import torch
 from torch.testing import assert_close
@@ -98,4 +99,90 @@ def test_hessian_memory_and_timer():
     assert format_bytes(4e6) == "4 MB" and format_bytes(512) == "512 B"
     calls = []
     t = time_per_step(lambda: calls.append(1), number=3, repeats=2, warmup=1)
-    assert t >= 0 and len(calls) == 1 + 3 * 2
+    assert t > 0 and len(calls) == 1 + 2 * (3 + 2)  # warm-up, and two more before each block (tests/test_timing.py)
+
+
+# ----- SciPy's CG gives the numbers of the written-out CG it replaced, to float precision --------
+
+
+def _written_out_cg(matvec, b, tol=1e-10, max_iter=None):
+    """The loop bnutils.curvature.conjugate_gradient ran before it called SciPy (Hestenes & Stiefel)."""
+    max_iter = 10 * b.numel() if max_iter is None else max_iter
+    x, r = torch.zeros_like(b), b.clone()
+    p, rr = r.clone(), r @ r
+    norms, k = [float(torch.sqrt(rr))], 0
+    while k < max_iter:
+        ap = matvec(p)
+        k += 1
+        pap = p @ ap
+        if pap <= 0:
+            break
+        alpha = rr / pap
+        x, r = x + alpha * p, r - alpha * ap
+        rr_new = r @ r
+        norms.append(float(torch.sqrt(rr_new)))
+        if norms[-1] <= tol * norms[0]:
+            break
+        p, rr = r + (rr_new / rr) * p, rr_new
+    return x, k, norms
+
+
+def test_scipy_cg_agrees_with_the_written_out_loop_when_well_conditioned():
+    # every number: the solution, the count of products, the residual after each
+    q = quadratic(2.0, dim=200, seed=3)
+    products = []
+    res = conjugate_gradient(lambda v: products.append(1) or q.A @ v, q.b, tol=1e-12)
+    x, k, norms = _written_out_cg(lambda v: q.A @ v, q.b, tol=1e-12)
+    assert res.iterations == k == len(products) == len(res.residual_norms) - 1  # one product an iteration
+    assert res.x.dtype == torch.float64 and isinstance(res.x, torch.Tensor)
+    assert_close(res.x, x, rtol=1e-12, atol=1e-14)
+    np.testing.assert_allclose(res.residual_norms, norms, rtol=1e-9)
+
+
+@pytest.mark.parametrize("kappa, dim", [(100.0, 30), (1e4, 50)])
+def test_scipy_cg_agrees_with_the_written_out_loop_when_ill_conditioned(kappa, dim):
+    # In floating point CG's residual history is chaotic once its Ritz values converge: a one-ulp
+    # change of b moves the written-out loop's own history by O(1) in the middle and its count by
+    # one (measured: kappa 1e4, 145 -> 144 products). What agrees is what CG is for: the solution
+    # (to the tolerance times kappa: both stop somewhere in that chaos), the count (to a product or
+    # two), the residual's first steps and its end.
+    q = quadratic(kappa, dim=dim, seed=3)
+    res = conjugate_gradient(lambda v: q.A @ v, q.b, tol=1e-8)
+    x, k, norms = _written_out_cg(lambda v: q.A @ v, q.b, tol=1e-8)
+    assert float((res.x - x).norm() / x.norm()) < 1e-8 * kappa
+    assert abs(res.iterations - k) <= max(1, k // 50)
+    np.testing.assert_allclose(res.residual_norms[:5], norms[:5], rtol=1e-12)
+    assert res.residual_norms[-1] < 1e-8 * res.residual_norms[0]
+    true = float((q.b - q.A @ res.x).norm() / q.b.norm())  # the recursion tracks the true residual
+    assert true < 1e-7
+
+
+def test_scipy_cg_on_hessian_vector_products_agrees():
+    params, loss_of = _small_problem()
+    mv = lambda v: hvp(lambda: loss_of(*params), params, v) + 5.0 * v
+    b = torch.arange(flatten(params).numel(), dtype=torch.float64)
+    res = conjugate_gradient(mv, b, tol=1e-12)
+    x, k, norms = _written_out_cg(mv, b, tol=1e-12)
+    assert res.iterations == k
+    assert_close(res.x, x, rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(res.residual_norms, norms, rtol=1e-6)
+
+
+def test_cg_stops_at_negative_curvature_like_truncated_newton():
+    A = torch.diag(torch.tensor([2.0, -1.0, 3.0], dtype=torch.float64))
+    b = torch.tensor([1.0, 1.0, 1.0], dtype=torch.float64)
+    res = conjugate_gradient(lambda v: A @ v, b)
+    x, k, norms = _written_out_cg(lambda v: A @ v, b)
+    assert res.iterations == k and res.residual_norms == pytest.approx(norms)
+    assert_close(res.x, x)
+    # indefinite along the very first direction: nothing moves
+    first = conjugate_gradient(lambda v: -v, b)
+    assert first.iterations == 1 and torch.equal(first.x, torch.zeros(3, dtype=torch.float64))
+
+
+def test_cg_keeps_float32():
+    q = quadratic(10.0, dim=20, seed=1)
+    A, b = q.A.float(), q.b.float()
+    res = conjugate_gradient(lambda v: A @ v, b, tol=1e-5)
+    assert res.x.dtype == torch.float32
+    assert float((A @ res.x - b).norm() / b.norm()) < 1e-4

@@ -61,6 +61,7 @@ def test_band_rejects_mismatched_lengths():
 # ----- the palette: colour-blind safe, legible on white, a second cue besides colour -----------
 
 import itertools
+import os
 import re
 import subprocess
 import sys
@@ -257,3 +258,105 @@ def test_notebook_figures_record_their_panels():
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["2", "True"]
+
+
+# ----- one way to mark diverged runs, probes included; seaborn's band; a stable grey -------------
+
+
+def _weight_probe():
+    # the summed |weights| before each probed step; NaN at the third probe of each run, so that the
+    # cross has to find the last *finite* value
+    calls = []
+
+    def probe(model, x, y):
+        calls.append(1)
+        total = float(sum(p.detach().abs().sum() for p in model.parameters()))
+        return {"w": float("nan") if len(calls) == 3 else total}
+
+    return probe
+
+
+@pytest.fixture(scope="module")
+def probed():
+    ds = data.digits()
+    out = []
+    for lr in (0.1, 1e4):
+        torch.manual_seed(0)
+        out.append(train(models.mlp(64, [16], 10, act="identity"), ds,
+                         TrainConfig(lr=lr, steps=40, eval_every=20, probe_every=1, seed=0),
+                         probes={"weights": _weight_probe()}))
+    return out
+
+
+def test_mark_diverged_on_a_probe_series(probed):
+    ok, bad = probed
+    assert not ok.diverged and bad.diverged and len(bad.probes["weights"]) >= 4
+    fig, ax = plt.subplots()
+    assert plot.mark_diverged(ax, probed, "w", probe="weights", color="C1") == 1
+    (cross,) = ax.lines
+    values = [p["w"] for p in bad.probes["weights"]]
+    last_finite = [v for v in values if np.isfinite(v)][-1]
+    assert cross.get_marker() == "x" and cross.get_label() == "diverged"
+    assert cross.get_xdata()[0] == bad.diverged_at and cross.get_ydata()[0] == last_finite
+    # the same function for the loss: the last finite loss, at the same step
+    assert plot.mark_diverged(ax, probed, "loss") == 1
+    assert ax.lines[-1].get_xdata()[0] == bad.diverged_at
+    assert ax.lines[-1].get_ydata()[0] == [v for v in bad.loss if np.isfinite(v)][-1]
+    assert plot.mark_diverged(ax, [ok]) == 0
+    plt.close(fig)
+
+
+def test_curves_of_a_probe_mark_its_diverged_runs(probed):
+    fig, ax = plt.subplots()
+    plot.curves(ax, probed, "w", probe="weights", color=plot.color("bn"))
+    crosses = [l for l in ax.lines if l.get_marker() == "x"]
+    assert len(crosses) == 1 and crosses[0].get_xdata()[0] == probed[1].diverged_at
+    plt.close(fig)
+
+
+def test_curves_band_is_seaborns_sample_sd(histories):
+    from bnutils.experiments import frame, wide
+
+    ok = histories[:2]
+    fig, ax = plt.subplots()
+    line = plot.curves(ax, ok, "test_acc", label="BN", color=plot.color("bn"))
+    x, v = wide(frame(ok, "test_acc"), "test_acc")
+    mean, sd = v.mean(0), v.std(0, ddof=1)  # "one standard deviation over seeds": the sample one
+    np.testing.assert_allclose(line.get_xdata(), x)
+    np.testing.assert_allclose(line.get_ydata(), mean)
+    (poly,) = ax.collections
+    ys = poly.get_paths()[0].vertices[:, 1]
+    assert ys.max() == pytest.approx((mean + sd).max()) and ys.min() == pytest.approx((mean - sd).min())
+    # the same convention in band, so every figure's band means the same
+    ref = plot.band(ax, x, v)
+    ys2 = ax.collections[-1].get_paths()[0].vertices[:, 1]
+    assert ys2.max() == pytest.approx(ys.max()) and ys2.min() == pytest.approx(ys.min())
+    # the house style, not seaborn's: BN's line style and markers, the label, no legend or axis labels
+    assert (line.get_linestyle(), line.get_marker(), line.get_label()) == ("-", "s", "BN")
+    assert ax.get_legend() is None and ax.get_xlabel() == "" and ax.get_ylabel() == ""
+    assert ref is not line
+    plt.close(fig)
+
+
+def test_curves_without_a_colour_take_the_cycle_as_band_does(histories):
+    plot.set_style()
+    drawn = []
+    for log in (False, True):
+        fig, ax = plt.subplots()
+        for _ in range(3):
+            plot.curves(ax, histories[:2], "test_acc", log=log)
+        drawn.append([(l.get_color(), l.get_linestyle()) for l in ax.lines if l.get_marker() != "x"])
+        plt.close(fig)
+    assert drawn[0] == drawn[1] and len(set(drawn[0])) == 3  # seaborn's path and band's: one cycle entry each
+
+
+def test_other_colours_are_the_same_in_every_process():
+    code = "from bnutils import plot; print(*(plot.color(n) for n in ('relu', 'sgd', 'x', 'lr=0.1', 'weight norm')))"
+    seen = set()
+    for seed in ("0", "1", "12345"):
+        env = {**os.environ, "PYTHONHASHSEED": seed}
+        r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+        assert r.returncode == 0, r.stderr
+        seen.add(r.stdout)
+    assert len(seen) == 1
+    assert all(c in plot.OTHER for c in seen.pop().split())

@@ -129,3 +129,20 @@ def test_spectrum_keeps_the_top_ritz_pairs_of_its_first_run():
     np.testing.assert_allclose(spec.top_values, vals)
     torch.testing.assert_close(spec.top_vectors, vecs)
     assert hessian_spectrum(closure, [theta], m=5).top_vectors is None
+
+
+def test_tridiagonal_eigensolver_gives_the_dense_eigh_numbers():
+    # SLQ's nodes and weights from scipy.linalg.eigh_tridiagonal, as they were from np.linalg.eigh of
+    # the dense T (the weights are squared first components, so an eigenvector's sign cannot matter)
+    from bnutils.curvature import _tridiag_eig
+
+    theta, closure, a, _ = quadratic()
+    for m in (1, 2, 12, P):
+        alpha, beta, _ = lanczos(lambda v: a @ v, torch.ones(P, dtype=torch.float64), m)
+        nodes, s = _tridiag_eig(alpha, beta)
+        dense_nodes, dense_s = np.linalg.eigh(np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1))
+        scale = np.abs(dense_nodes).max()
+        np.testing.assert_allclose(nodes, dense_nodes, rtol=0, atol=1e-12 * scale)
+        np.testing.assert_allclose(s[0] ** 2, dense_s[0] ** 2, rtol=0, atol=1e-12)
+        t = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+        np.testing.assert_allclose(t @ s, s * nodes, atol=1e-10 * scale)  # eigenpairs of T
