@@ -7,7 +7,8 @@ probed step. This module draws them (:func:`landscape_figure`), pairs two groups
 and draws it (:func:`ratio_figure`). It is used around the runs, never by them: editing it keeps
 every cached run.
 
->>> fig = landscape_figure({None: plain, "bn": with_bn}, title="MLP")  # doctest: +SKIP
+>>> fig, axes = plot.panels(1, 3)  # doctest: +SKIP
+>>> landscape_figure({None: plain, "bn": with_bn}, axes, title="MLP")  # doctest: +SKIP
 >>> late_ratio({None: plain, "bn": with_bn}, "loss_range", after=50)  # doctest: +SKIP
 """
 
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 
-import matplotlib.pyplot as plt
 import numpy as np
 
 from . import plot
@@ -37,14 +37,12 @@ def geomean(values) -> float:
     return float(np.exp(np.mean(np.log(values))))
 
 
-def landscape_figure(runs: Runs, axes=None, prefix: str = "", title: str = ""):
+def landscape_figure(runs: Runs, axes, prefix: str = "", title: str = "") -> None:
     """Three panels, one per quantity of :data:`QUANTITIES`, into ``axes`` (three axes of one
-    figure; by default ``plot.panels(1, 3)``, two a row on a phone): mean and band (log scale) over
-    seeds at each probed step, one curve per group of ``runs``; a cross marks the last probe of a
-    run that diverged. ``prefix="random_"`` draws the walk along the random direction. Returns the
-    figure."""
-    if axes is None:
-        _, axes = plot.panels(1, 3)
+    figure, e.g. ``plot.panels(1, 3)``: two a row on a phone): mean and band (log scale) over seeds
+    at each probed step, one curve per group of ``runs``; a cross marks the last probe of a run
+    that diverged. ``prefix="random_"`` draws the walk along the random direction. Returns nothing,
+    so that a cell ending with it shows the figure once."""
     axes = list(np.ravel(axes))
     if len(axes) < 3:
         raise ValueError(f"landscape_figure draws three panels, got {len(axes)} axes")
@@ -62,7 +60,6 @@ def landscape_figure(runs: Runs, axes=None, prefix: str = "", title: str = ""):
     axes[0].legend()
     fig.suptitle(title)
     fig.tight_layout()
-    return fig
 
 
 def ratios(runs: Runs, key: str, norm="bn", base=None) -> tuple[np.ndarray, np.ndarray]:
@@ -85,13 +82,11 @@ def late_ratio(runs: Runs, key: str, norm="bn", base=None, *, after: int) -> np.
     return 10 ** np.nanmean(np.log10(r[:, steps >= after]), axis=1)
 
 
-def ratio_figure(runs: Runs, after: int, keys: Iterable[str] = QUANTITIES, base=None, others=("bn",),
-                 prefix: str = "", ax=None, title: str = ""):
-    """:func:`ratios` of each quantity in ``keys`` (and each group in ``others``) against ``base``:
-    mean and band over seeds (log scale), a black line at 1, the steps before ``after`` shaded.
-    Returns the axes."""
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.4, 3.4))
+def ratio_figure(runs: Runs, ax, after: int, keys: Iterable[str] = QUANTITIES, base=None, others=("bn",),
+                 prefix: str = "", title: str = "") -> None:
+    """:func:`ratios` of each quantity in ``keys`` (and each group in ``others``) against ``base``,
+    into ``ax``: mean and band over seeds (log scale), a black line at 1, the steps before ``after``
+    shaded. Returns nothing, so that a cell ending with it shows no value after the figure."""
     for key in keys:
         for norm in others:
             steps, r = ratios(runs, prefix + key, norm, base)
@@ -103,4 +98,3 @@ def ratio_figure(runs: Runs, after: int, keys: Iterable[str] = QUANTITIES, base=
     ax.set_ylabel("BN / standard")
     ax.set_title(title)
     ax.legend(fontsize=8)
-    return ax

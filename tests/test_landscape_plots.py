@@ -44,10 +44,14 @@ def test_late_ratio_is_the_geometric_mean_after_the_plateau():
 
 def test_figures_draw_every_group_and_mark_a_diverged_run():
     runs = {**RUNS, "bn": [_history([2.0, 1.0, float("nan")], diverged_at=15), RUNS["bn"][1]]}
-    fig = landscape_figure(runs, title="t")
-    assert len(fig.axes) == 3
-    crosses = [ln for ln in fig.axes[0].lines if ln.get_marker() == "x"]
+    fig, axes = plt.subplots(1, 3)
+    assert landscape_figure(runs, axes, title="t") is None  # a cell ending with it shows the figure once
+    crosses = [ln for ln in axes[0].lines if ln.get_marker() == "x"]
     assert len(crosses) == 1 and crosses[0].get_xdata()[0] == 10  # the last probe it reached
-    ax = ratio_figure(RUNS, after=10, keys=("loss_range",))
+    assert fig.get_suptitle() == "t"
+    with pytest.raises(ValueError, match="three panels"):
+        landscape_figure(runs, axes[:2])
+    fig, ax = plt.subplots()
+    ratio_figure(RUNS, ax, after=10, keys=("loss_range",))
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "BN / standard"
     plt.close("all")
