@@ -18,7 +18,9 @@ executes -- and so what :func:`bnutils.experiments.code_version` hashes into the
 Used by the chapters around the runs (outside the cache key):
 
 * :mod:`bnutils.theory`       -- the survey's theorems and the descent lemma, evaluated
-* :mod:`bnutils.quadratics`   -- quadratic test problems for optimisers, the learning-rate schedule
+* :mod:`bnutils.quadratics`   -- quadratic test problems for optimisers (linear regression too), the
+  learning-rate schedule
+* :mod:`bnutils.landscape_plots` -- the landscape probes of groups of runs, drawn and compared seed by seed
 * :mod:`bnutils.timing`       -- the wall-clock cost of a call (torch.utils.benchmark's Timer)
 * :mod:`bnutils.claims`       -- the claims ledger: each claim checked, glued and recorded
 * :mod:`bnutils.glued`        -- the glued numbers of a paragraph, shown outside the book's build

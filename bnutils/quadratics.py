@@ -4,7 +4,10 @@ r"""Small, exactly solvable problems for watching optimisers work (the survey's 
   :math:`\kappa = \lambda_{\max}(A) / \lambda_{\min}(A)`, its minimiser :math:`x^\star = A^{-1} b` known;
 * :func:`minimize_quadratic` -- run any optimiser with the ``torch.optim`` interface on one, and
   :func:`iterations_to_tol` -- how many steps it took to shrink the gap :math:`f(x_k) - f^\star`;
-* :func:`linear_decay` -- the survey's learning-rate schedule.
+* :func:`linear_decay` -- the survey's learning-rate schedule;
+* :func:`tuned_runs` -- gradient descent, heavy ball, AdaGrad and RMSProp on one, each at its best rate;
+* :func:`regression_quadratic` and :func:`train_linear` -- linear least squares as a quadratic, and
+  mini-batch SGD on it with ``torch.optim``, timed and measured as it goes.
 
 >>> q = quadratic(100.0, dim=10, seed=0)
 >>> round(q.condition_number)
@@ -17,13 +20,15 @@ True
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
-__all__ = ["Quadratic", "quadratic", "minimize_quadratic", "iterations_to_tol", "linear_decay"]
+__all__ = ["Quadratic", "quadratic", "minimize_quadratic", "iterations_to_tol", "linear_decay", "tuned_runs",
+           "regression_quadratic", "train_linear"]
 
 
 @dataclass(frozen=True)
@@ -152,3 +157,73 @@ def linear_decay(k: int, eta0: float, eta_tau: float, tau: int) -> float:
     alpha = min(k / tau, 1.0)
     return (1.0 - alpha) * eta0 + alpha * eta_tau
 
+
+
+def tuned_runs(kappa: float, steps: int, tol: float, seed: int = 0) -> dict[str, np.ndarray]:
+    r"""The gaps :math:`f(x_k) - f^\star` of four methods on ``quadratic(kappa, dim=20, seed=seed)``,
+    each stopped at ``tol`` (see :func:`minimize_quadratic`): gradient descent at its best constant
+    rate :math:`2/(L + \mu)`, heavy ball at Polyak's rate and momentum
+    (:math:`4/(\sqrt L + \sqrt\mu)^2`, :math:`((\sqrt\kappa - 1)/(\sqrt\kappa + 1))^2`), and AdaGrad
+    and RMSProp (``torch.optim``) at the best rate of a small grid (fewest iterations to ``tol``,
+    then the lowest gap)."""
+    q = quadratic(kappa, dim=20, seed=seed)
+    L, mu = q.L, q.mu
+    out = {
+        "gradient descent": minimize_quadratic(q, lambda p: torch.optim.SGD(p, lr=2 / (L + mu)), steps, tol=tol),
+        "heavy ball": minimize_quadratic(q, lambda p: torch.optim.SGD(
+            p, lr=4 / (math.sqrt(L) + math.sqrt(mu)) ** 2,
+            momentum=((math.sqrt(kappa) - 1) / (math.sqrt(kappa) + 1)) ** 2), steps, tol=tol),
+    }
+    for name, make, grid in (("AdaGrad", torch.optim.Adagrad, (0.1, 0.3, 1.0, 3.0)),
+                             ("RMSProp", torch.optim.RMSprop, (1e-3, 1e-2, 1e-1))):
+        tries = [minimize_quadratic(q, lambda p: make(p, lr=r), steps, tol=tol) for r in grid]
+        out[name] = min(tries, key=lambda g: (iterations_to_tol(g, tol), np.nanmin(g)))
+    return out
+
+
+def regression_quadratic(X: torch.Tensor, y: torch.Tensor) -> Quadratic:
+    r"""Linear least squares :math:`J(w) = \frac1{2N}\lVert Xw - y\rVert^2` as a quadratic in
+    :math:`w`: Hessian :math:`C = X^\top X / N` and :math:`b = X^\top y / N`, in float64 (``X`` is
+    N x D)."""
+    if X.ndim != 2 or y.shape != (len(X),):
+        raise ValueError(f"X must be N x D and y of length N, got {tuple(X.shape)} and {tuple(y.shape)}")
+    A = (X.T @ X / len(X)).double()
+    b = (X.T @ y / len(X)).double()
+    return Quadratic(A, b, torch.linalg.solve(A, b))
+
+
+def train_linear(X: torch.Tensor, y: torch.Tensor, loss_fn: Callable, measure: Callable, batch: int | None,
+                 lr: float, steps: int, seed: int = 0, schedule: Callable[[int], float] | None = None,
+                 record_every: int = 1) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Train a linear model ``w`` (zeros at the start) with ``torch.optim.SGD`` on ``loss_fn(w, Xb, yb)``:
+    mini-batches of ``batch`` rows drawn with replacement from a generator seeded with ``seed``, or
+    gradient descent on all of ``X`` when ``batch`` is None. ``schedule(k)`` multiplies the rate
+    (``LambdaLR``). Returns three arrays, at step 0 and every ``record_every`` steps: the examples
+    seen, the seconds spent training (measuring is not part of the cost) and ``measure(w)``."""
+    if batch is not None and batch < 1:
+        raise ValueError(f"batch must be a positive size or None (gradient descent), got {batch}")
+    n = len(X)
+    gen = torch.Generator().manual_seed(seed)
+    w = torch.zeros(X.shape[1], requires_grad=True)
+    opt = torch.optim.SGD([w], lr=lr)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, schedule) if schedule else None
+    seen, secs, values = [0], [0.0], [measure(w)]
+    clock = 0.0
+    for k in range(1, steps + 1):
+        t0 = time.perf_counter()
+        if batch is None:
+            xb, yb = X, y
+        else:
+            idx = torch.randint(n, (batch,), generator=gen)
+            xb, yb = X[idx], y[idx]
+        opt.zero_grad()
+        loss_fn(w, xb, yb).backward()
+        opt.step()
+        if sched:
+            sched.step()
+        clock += time.perf_counter() - t0
+        if k % record_every == 0:
+            seen.append(k * (n if batch is None else batch))
+            secs.append(clock)
+            values.append(measure(w))
+    return np.array(seen), np.array(secs), np.array(values)

@@ -99,3 +99,43 @@ def test_linear_decay():
     assert linear_decay(10**6, 0.1, 0.001, 100) == pytest.approx(0.001)
     with pytest.raises(ValueError):
         linear_decay(1, 0.1, 0.01, 0)
+
+
+def test_regression_quadratic_is_least_squares():
+    from bnutils.quadratics import regression_quadratic
+
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(200, 5, generator=g, dtype=torch.float64)
+    y = X @ torch.arange(1.0, 6.0, dtype=torch.float64) + 0.1 * torch.randn(200, generator=g, dtype=torch.float64)
+    q = regression_quadratic(X, y)
+    assert_close(q.x_star, torch.linalg.lstsq(X, y).solution)
+    assert_close(q.A, X.T @ X / 200)
+    with pytest.raises(ValueError, match="N x D"):
+        regression_quadratic(X, y[:10])
+
+
+def test_train_linear_records_and_repeats():
+    from bnutils.quadratics import train_linear
+
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(500, 4, generator=g)
+    y = X @ torch.ones(4)
+    loss = lambda w, xb, yb: 0.5 * ((xb @ w - yb) ** 2).mean()
+    measure = lambda w: float(loss(w.detach(), X, y))
+    seen, secs, vals = train_linear(X, y, loss, measure, None, 0.5, steps=20, record_every=5)
+    assert seen.tolist() == [0, 2500, 5000, 7500, 10000] and len(secs) == len(vals) == 5
+    assert np.all(np.diff(vals) < 0) and np.all(np.diff(secs) >= 0)  # gradient descent descends
+    a = train_linear(X, y, loss, measure, 16, 0.1, steps=30, seed=3)
+    b = train_linear(X, y, loss, measure, 16, 0.1, steps=30, seed=3)
+    assert a[0].tolist() == list(range(0, 31 * 16, 16)) and np.array_equal(a[2], b[2])  # same seed, same run
+    with pytest.raises(ValueError, match="batch"):
+        train_linear(X, y, loss, measure, 0, 0.1, steps=1)
+
+
+def test_tuned_runs_heavy_ball_beats_gradient_descent():
+    from bnutils.quadratics import tuned_runs
+
+    runs = tuned_runs(100.0, 3000, 1e-6)
+    assert list(runs) == ["gradient descent", "heavy ball", "AdaGrad", "RMSProp"]
+    its = {k: iterations_to_tol(g, 1e-6) for k, g in runs.items()}
+    assert its["heavy ball"] * 3 < its["gradient descent"] < math.inf
