@@ -40,8 +40,8 @@ def geomean(values) -> float:
 def landscape_figure(runs: Runs, axes, prefix: str = "", title: str = "") -> None:
     """Three panels, one per quantity of :data:`QUANTITIES`, into ``axes`` (three axes of one
     figure, e.g. ``plot.panels(1, 3)``: two a row on a phone): mean and band (log scale) over seeds
-    at each probed step, one curve per group of ``runs``; a cross marks the last probe of a run
-    that diverged. ``prefix="random_"`` draws the walk along the random direction. Returns nothing,
+    at each probed step, one curve per group of ``runs``; a cross marks where a run diverged, at
+    its last finite probe (:func:`bnutils.plot.mark_diverged`). ``prefix="random_"`` draws the walk along the random direction. Returns nothing,
     so that a cell ending with it shows the figure once."""
     axes = list(np.ravel(axes))
     if len(axes) < 3:
@@ -51,10 +51,7 @@ def landscape_figure(runs: Runs, axes, prefix: str = "", title: str = "") -> Non
         for norm, hists in runs.items():
             steps, v = probe_array(hists, prefix + key)
             line = plot.band(ax, steps, v, label=plot.label(norm), color=plot.color(norm), log=True, marker="o", ms=3)
-            for h, row in zip(hists, v):
-                if h.diverged and np.isfinite(row).any():
-                    last = np.flatnonzero(np.isfinite(row))[-1]
-                    ax.plot(steps[last], row[last], "x", color=line.get_color(), ms=9, mew=2)
+            plot.mark_diverged(ax, hists, prefix + key, probe="landscape", color=line.get_color())
         ax.set_title(name)
         ax.set_xlabel("training step")
     axes[0].legend()

@@ -47,7 +47,8 @@ def test_figures_draw_every_group_and_mark_a_diverged_run():
     fig, axes = plt.subplots(1, 3)
     assert landscape_figure(runs, axes, title="t") is None  # a cell ending with it shows the figure once
     crosses = [ln for ln in axes[0].lines if ln.get_marker() == "x"]
-    assert len(crosses) == 1 and crosses[0].get_xdata()[0] == 10  # the last probe it reached
+    # where it diverged, at its last finite probe value (plot.mark_diverged, as every series)
+    assert len(crosses) == 1 and crosses[0].get_xdata()[0] == 15 and crosses[0].get_ydata()[0] == 1.0
     assert fig.get_suptitle() == "t"
     with pytest.raises(ValueError, match="three panels"):
         landscape_figure(runs, axes[:2])
