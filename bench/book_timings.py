@@ -74,13 +74,16 @@ def executed_times(check_dir: Path) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--dir", type=Path, help="where to build (default: a temporary folder, removed after)")
+    ap.add_argument("--dir", type=Path, help="where to build, inside the repository (default: a temporary folder in _build, removed after)")
     ap.add_argument("--skip-book", action="store_true")
     ap.add_argument("--skip-test", action="store_true")
     ap.add_argument("--whole-test", action="store_true", help="time `make test` in one piece, not by parts")
     ap.add_argument("--out", type=Path, default=ROOT / "_build" / "bench" / "book_timings.json")
     args = ap.parse_args(argv)
-    work = args.dir or Path(tempfile.mkdtemp(prefix="bnbook-bench-book-"))
+    # inside the repository: pytest names a test outside its rootdir without its file ("::Cell 3"),
+    # and `make checks` keeps a notebook in one worker by that name
+    (ROOT / "_build").mkdir(exist_ok=True)
+    work = args.dir or Path(tempfile.mkdtemp(prefix="bench-book-", dir=ROOT / "_build"))
     work.mkdir(parents=True, exist_ok=True)
     logs = ROOT / "_build" / "bench"
     logs.mkdir(parents=True, exist_ok=True)

@@ -490,6 +490,8 @@ def test_loadgroup_keeps_a_notebook_in_one_worker_and_spreads_the_rest():
 
     assert checked_plugin.notebook_scope("_build/check/smoke/ics.ipynb::Cell 3") == "_build/check/smoke/ics.ipynb"
     assert checked_plugin.notebook_scope("tests/test_x.py::test_a[ipynb]") is None
+    # outside the rootdir pytest drops the file from the name: one scope for them all (correct, not parallel)
+    assert checked_plugin.notebook_scope("::Cell 3") == checked_plugin.notebook_scope("::Cell 0") is not None
     config = SimpleNamespace(getvalue=lambda name: "loadfile")
     assert checked_plugin.pytest_xdist_make_scheduler(config, log=None) is None
     sched = object.__new__(checked_plugin.NotebookScheduling)  # _split_scope reads no state

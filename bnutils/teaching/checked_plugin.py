@@ -62,9 +62,14 @@ def pytest_collection_modifyitems(session, config, items):
 
 
 def notebook_scope(nodeid: str) -> str | None:
-    """The notebook a test item belongs to (its file, for a cell of an ``.ipynb``), else None."""
+    """The notebook a test item belongs to (its file, for a cell of an ``.ipynb``), else None.
+    pytest names a notebook outside its rootdir without the file (``::Cell 3``): such cells are
+    all one scope, run in one worker one notebook after the other (keep the notebooks inside the
+    repository to spread them)."""
     path = nodeid.split("::", 1)[0]
-    return path if path.endswith(".ipynb") else None
+    if path.endswith(".ipynb"):
+        return path
+    return "notebooks outside the rootdir" if nodeid.startswith("::Cell ") else None
 
 
 class NotebookScheduling(LoadGroupScheduling):
