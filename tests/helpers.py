@@ -26,3 +26,17 @@ def assert_undisturbed(model, fn, optimizer=None):
     if optimizer is not None:
         assert repr(before["optimizer"]) == repr(after["optimizer"]), "optimizer state changed"
     return result
+
+
+def sphinx_build(*args: str) -> int:
+    """Sphinx's ``build_main(args)`` in this process, with its translations reset before and after:
+    Sphinx keeps the catalogues it loaded per process and adds a new language's only as a fallback,
+    so a Chinese build earlier in the same test worker would otherwise translate an English one."""
+    from sphinx import locale
+    from sphinx.cmd.build import build_main
+
+    locale.translators.clear()
+    try:
+        return build_main(list(args))
+    finally:
+        locale.translators.clear()

@@ -19,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from bnutils.translations import zh_config
+from tests.helpers import sphinx_build
 
 ROOT = Path(__file__).resolve().parents[1]
 TEXT = "批标准化如何帮助神经网络"
@@ -58,10 +59,8 @@ def write_project(tmp_path: Path, config: dict) -> Path:
 
 def latex(tmp_path: Path) -> Path:
     """The .tex Sphinx writes for a small Chinese page with the zh configuration."""
-    from sphinx.cmd.build import build_main
-
     out = tmp_path / "latex"
-    assert build_main(["-q", "-b", "latex", str(write_project(tmp_path, zh_sphinx_config(tmp_path))), str(out)]) == 0
+    assert sphinx_build("-q", "-b", "latex", str(write_project(tmp_path, zh_sphinx_config(tmp_path))), str(out)) == 0
     return out
 
 

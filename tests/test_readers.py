@@ -19,6 +19,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from tests.helpers import sphinx_build
+
 ROOT = Path(__file__).resolve().parents[1]
 BOOK = ROOT / "book"
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"  # PyTorch's CPU wheel index ("Get started")
@@ -374,10 +376,8 @@ def test_captions_wrap_figures_only(tmp_path):
         "nb_execution_mode = 'off'\n"
         "mathjax_path = 'mathjax/tex-mml-chtml.js'\n"
     )
-    from sphinx.cmd.build import build_main
-
     out = tmp_path / "html"
-    assert build_main(["-q", "-b", "html", "-W", str(src), str(out)]) == 0
+    assert sphinx_build("-q", "-b", "html", "-W", str(src), str(out)) == 0
     from bs4 import BeautifulSoup
 
     soup = BeautifulSoup((out / "index.html").read_text(), "html.parser")
@@ -668,10 +668,8 @@ def test_pdf_typesets_chinese(tmp_path):
         f"latex_elements = {CONFIG['sphinx']['config']['latex_elements']!r}\n"
         "latex_documents = [('index', 'book.tex', 'cjk', 'a', 'manual')]\n"
     )
-    from sphinx.cmd.build import build_main
-
     out = tmp_path / "latex"
-    assert build_main(["-q", "-b", "latex", str(src), str(out)]) == 0
+    assert sphinx_build("-q", "-b", "latex", str(src), str(out)) == 0
     r = subprocess.run(["latexmk", "-xelatex", "-interaction=nonstopmode", "-halt-on-error", "book.tex"],
                        cwd=out, capture_output=True, text=True, timeout=300)
     assert r.returncode == 0, r.stdout[-3000:]

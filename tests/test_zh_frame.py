@@ -22,6 +22,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import sphinx_build
+
 ROOT = Path(__file__).resolve().parents[1]
 LOCALES = ROOT / "locales" / "zh_CN" / "LC_MESSAGES"
 FRAME_CATALOGUES = ("booktheme.po", "book_html.po", "sphinx.po")
@@ -118,13 +120,7 @@ def make_book(src: Path, language: str | None) -> None:
 
 
 def build(src: Path, out: Path, builder: str = "html", *options: str) -> None:
-    from sphinx import locale
-    from sphinx.cmd.build import build_main
-
-    try:
-        assert build_main(["-q", "-b", builder, "-W", *options, "-d", str(out / ".doctrees"), str(src), str(out)]) == 0
-    finally:
-        locale.translators.clear()  # one language per build: Sphinx keeps the catalogues per process
+    assert sphinx_build("-q", "-b", builder, "-W", *options, "-d", str(out / ".doctrees"), str(src), str(out)) == 0
 
 
 @pytest.fixture(scope="module")
