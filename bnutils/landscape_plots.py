@@ -49,9 +49,8 @@ def landscape_figure(runs: Runs, axes, prefix: str = "", title: str = "") -> Non
     fig = axes[0].figure
     for ax, (key, name) in zip(axes, QUANTITIES.items()):
         for norm, hists in runs.items():
-            steps, v = probe_array(hists, prefix + key)
-            line = plot.band(ax, steps, v, label=plot.label(norm), color=plot.color(norm), log=True, marker="o", ms=3)
-            plot.mark_diverged(ax, hists, prefix + key, probe="landscape", color=line.get_color())
+            plot.curves(ax, hists, prefix + key, probe="landscape", label=plot.label(norm), color=plot.color(norm),
+                        log=True, marker="o", ms=3)
         ax.set_title(name)
         ax.set_xlabel("training step")
     axes[0].legend()

@@ -294,8 +294,9 @@ def smooth(y: np.ndarray, window: int) -> np.ndarray:
 
 
 def curves(ax, histories: Sequence[History], key: str | None = "loss", label=None, color=None,
-           smooth_window: int = 1, log: bool = False, kind: str = "std", probe: str | None = None):
-    """Mean and band over seeds of one quantity of a group of histories.
+           smooth_window: int = 1, log: bool = False, kind: str = "std", probe: str | None = None, **line_kw):
+    """Mean and band over seeds of one quantity of a group of histories (``line_kw``: the mean
+    line's matplotlib keywords, e.g. ``marker="o"``).
 
     ``key``: ``"loss"`` (per-step training loss, optionally smoothed) or one of the evaluated
     series ``"train_loss"``, ``"train_acc"``, ``"test_loss"``, ``"test_acc"``; with ``probe``, a
@@ -318,16 +319,16 @@ def curves(ax, histories: Sequence[History], key: str | None = "loss", label=Non
         df[value] = df.groupby("run")[value].transform(lambda y: smooth(y.to_numpy(), smooth_window))
     if log or kind != "std":
         x, v = wide(df, value)
-        line = band(ax, x, v, label=label, color=color, log=log, kind=kind)
+        line = band(ax, x, v, label=label, color=color, log=log, kind=kind, **line_kw)
     else:
-        line = _sd_lineplot(ax, df["step"].to_numpy(), df[value].to_numpy(dtype=float), label, color)
+        line = _sd_lineplot(ax, df["step"].to_numpy(), df[value].to_numpy(dtype=float), label, color, line_kw)
     mark_diverged(ax, histories, key, color=line.get_color(), probe=probe)
     return line
 
 
-def _sd_lineplot(ax, x, y, label, color):
+def _sd_lineplot(ax, x, y, label, color, line_kw=None):
     """seaborn's mean and sample-sd band of y at each x, in the house style (see :func:`curves`)."""
-    line_kw = _cues(color, {}, len(np.unique(x)))
+    line_kw = _cues(color, dict(line_kw or {}), len(np.unique(x)))
     if color is None or "linestyle" not in line_kw:
         # the colour and line style matplotlib's cycle would give a plain ax.plot (set_style's
         # cycle pairs them); seaborn alone would take the colour and dashes="" (solid)
