@@ -210,7 +210,7 @@ book-smoke-build: setup
 	@$(call fresh-cache,$(JB_SMOKE))
 	BNBOOK_SCALE=smoke $(BIN)/python -m bnutils.teaching.checked cache $(CHECK)/executed --build $(JB_SMOKE)
 	BNBOOK_SCALE=smoke $(BIN)/jupyter-book build . --path-output $(JB_SMOKE) -W -n --keep-going --all
-	@echo "Smoke-scale book: file://$(CURDIR)/$(JB_SMOKE)/_build/html/index.html"
+	@echo "Smoke-scale book: file://$(abspath $(JB_SMOKE))/_build/html/index.html"
 
 .PHONY: FORCE student-check book-smoke-build browser-run smoke-builds test-e2e checks
 FORCE:
@@ -275,7 +275,7 @@ browser: setup book-smoke
 	@$(MAKE) --no-print-directory browser-run
 
 browser-run: setup
-	BNBOOK_HTML=$(CURDIR)/$(JB_SMOKE)/_build/html $(BIN)/python -m pytest -q tests/browser $(XDIST_UNIT) --durations=10
+	BNBOOK_HTML=$(abspath $(JB_SMOKE))/_build/html $(BIN)/python -m pytest -q tests/browser $(XDIST_UNIT) --durations=10
 
 pdf-deps:
 	@command -v xelatex >/dev/null && command -v latexmk >/dev/null && command -v xindy >/dev/null \
