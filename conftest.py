@@ -1,7 +1,8 @@
 """Notebooks must stand alone: when pytest collects several notebooks (``make test`` runs them
 under nbval), their order is shuffled so that none relies on files another one left behind.
 The cells of one notebook keep their order. Set ``BNBOOK_SHUFFLE_SEED`` to replay an order (the
-seed is chosen before pytest-xdist starts its workers, which inherit it and so collect one order).
+seed is chosen before pytest-xdist starts its workers, which inherit it and so collect one order);
+``BNBOOK_KEEP_ORDER=1`` keeps the order given (``make book`` runs the longest chapters first).
 
 The checked copies of the chapters (``make notebooks``: nbval over each chapter's student copy with
 its solutions put back) are also the student-copy check: ``bnutils.teaching.checked_plugin``."""
@@ -31,6 +32,8 @@ def _seed() -> int:
 
 
 def pytest_collection_modifyitems(session, config, items):
+    if os.environ.get("BNBOOK_KEEP_ORDER") == "1":  # `make book`: the chapters in the order given, longest first
+        return
     groups: dict[str, list] = {}
     for item in items:
         groups.setdefault(str(item.fspath), []).append(item)

@@ -498,3 +498,12 @@ def test_loadgroup_keeps_a_notebook_in_one_worker_and_spreads_the_rest():
     assert sched._split_scope("_build/check/smoke/ics.ipynb::Cell 3") == "_build/check/smoke/ics.ipynb"
     assert sched._split_scope("tests/test_x.py::test_a") == "tests/test_x.py::test_a"
     assert sched._split_scope("tests/test_x.py::test_b@grp") == "grp"
+
+
+def test_pending_lists_what_the_build_lacks_longest_first(tmp_path):
+    """`make book` executes ahead the chapters its jupyter-cache lacks, in BOOK_ORDER (longest first)."""
+    from bnutils.teaching.checked import pending
+
+    nbs = [ROOT / "book" / f"{c}.ipynb" for c in ("batchnorm", "ics", "landscape")]
+    got = pending(nbs, tmp_path, first=("landscape", "ics"))
+    assert [Path(p).stem for p in got] == ["landscape", "ics", "batchnorm"]

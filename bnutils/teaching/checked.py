@@ -163,9 +163,13 @@ def cache_executed(executed_dir, build_dir, scale: str) -> list[str]:
     return added
 
 
-def pending(notebooks, build_dir) -> list[str]:
+def pending(notebooks, build_dir, first=()) -> list[str]:
     """The notebooks (paths) whose current code the jupyter-cache of the book built into
-    ``build_dir`` holds no execution of: the ones its build would execute."""
+    ``build_dir`` holds no execution of: the ones its build would execute. Those named in
+    ``first`` (chapter names) come first, in that order (``make book`` lists the longest first, so
+    that the chapters it runs two at a time end together)."""
+    rank = {name: i for i, name in enumerate(first)}
+    notebooks = sorted(map(str, notebooks), key=lambda p: rank.get(Path(p).stem, len(rank)))
     from jupyter_cache import get_cache
 
     cache = get_cache(Path(build_dir) / "_build" / ".jupyter_cache")
@@ -193,9 +197,10 @@ def main(argv=None) -> int:
     p = sub.add_parser("pending", help="print the notebooks a book build's jupyter-cache holds no execution of")
     p.add_argument("notebooks", nargs="+")
     p.add_argument("--build", required=True, help="the build's --path-output")
+    p.add_argument("--first", default="", help="chapters to list first, in this order (comma-separated)")
     args = ap.parse_args(argv)
     if args.cmd == "pending":
-        print(" ".join(pending(args.notebooks, args.build)))
+        print(" ".join(pending(args.notebooks, args.build, [c for c in args.first.split(",") if c])))
     elif args.cmd == "copies":
         out = Path(args.out)
         out.mkdir(parents=True, exist_ok=True)
