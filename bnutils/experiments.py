@@ -141,14 +141,29 @@ def result_modules() -> tuple[str, ...]:
     return tuple(sorted(seen))
 
 
+def code_of(source: str) -> str:
+    """A module's code without its prose: the syntax tree (:func:`ast.dump`, which leaves out
+    comments, blank lines and line numbers) with every docstring removed."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        body = getattr(node, "body", None)
+        if (isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)) and body
+                and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant)
+                and isinstance(body[0].value.value, str)):
+            node.body = body[1:] or [ast.Pass()]
+    return ast.dump(tree)
+
+
 @functools.lru_cache(maxsize=1)
 def code_version() -> str:
-    """A hash of the source of :func:`result_modules`, the code that can change a result: part
-    of every cache key."""
+    """A hash of the code of :func:`result_modules`, what can change a result: part of every
+    cache key. Their docstrings and comments are not part of it (:func:`code_of`), so editing the
+    package's prose (its module map in ``__init__``, a function's explanation) keeps every
+    cached run."""
     h = hashlib.sha256()
     for name in result_modules():
         h.update(name.encode())
-        h.update((PACKAGE_DIR / f"{name}.py").read_bytes())
+        h.update(code_of((PACKAGE_DIR / f"{name}.py").read_text()).encode())
     return h.hexdigest()[:16]
 
 

@@ -205,3 +205,14 @@ def test_code_version_hashes_only_what_can_change_a_result():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert set(eval(out.stdout)) <= set(mods), (out.stdout, mods)
+
+
+def test_code_version_ignores_prose_but_not_code():
+    """Editing a docstring or a comment of a module a run executes keeps every cached run;
+    editing its code does not."""
+    src = '"""Module."""\nimport torch\n\n\ndef f(x):\n    """Doc."""\n    return x + 1  # one\n'
+    prose = '"""Another text."""\nimport torch\n\n# a comment\ndef f(x):\n    """Other doc."""\n\n    return x + 1\n'
+    code = src.replace("x + 1", "x + 2")
+    assert E.code_of(src) == E.code_of(prose)
+    assert E.code_of(src) != E.code_of(code)
+    assert E.code_of('def g():\n    """Only a docstring."""\n') == E.code_of("def g():\n    pass\n")
