@@ -70,8 +70,8 @@ BOOK_JOBS ?= 2
 # so that the two at a time end together; a chapter missing here comes last
 BOOK_ORDER := benefits,landscape,ics,beyond,optimization,batchnorm
 BOOK_CHECK ?= _build/ahead/$(BNBOOK_SCALE)
-# $(1): the build's --path-output; the chapters run with this scale (and BNBOOK_LANG, for book-zh);
-# sweeps inside a chapter keep their own worker processes (one per CPU).
+# $(1): the build's --path-output; the chapters run at this scale, and the sweeps inside a chapter
+# keep their own worker processes (one per CPU).
 define execute-ahead
 todo=$$($(BIN)/python -m bnutils.teaching.checked pending $(CHAPTER_NBS) --build $(1) --first $(BOOK_ORDER)); \
 if [ "$(BOOK_JOBS)" -gt 1 ] && [ -n "$$todo" ]; then \
@@ -166,10 +166,10 @@ test: checks smoke-builds
 	@$(MAKE) --no-print-directory browser-run
 
 ## make checks: `make unit` and `make notebooks` in one pytest-xdist run (TEST_JOBS workers,
-## --dist loadgroup): a chapter's cells are one xdist_group (bnutils.teaching.checked_plugin), so the
-## chapter stays in one worker and one kernel, and each unit test is a unit of work of its own, so
-## the unit tests fill one worker while the other runs a chapter (pytest-xdist hands out the groups
-## with the most items first). Then the summary, which reads every chapter's claims ledger.
+## --dist loadgroup with bnutils.teaching.checked_plugin's scheduler): a chapter's cells are one unit
+## of work, so the chapter stays in one worker and one kernel, and each unit test is a unit of its
+## own, so the unit tests fill one worker while the other runs a chapter (the units with the most
+## items are handed out first). Then the summary, which reads every chapter's claims ledger.
 checks: setup FORCE
 	@rm -f $(CHECK)/.done
 	$(BIN)/python -m bnutils.teaching.checked copies book/*.ipynb --out $(CHECK)
