@@ -392,8 +392,10 @@ def frame(histories: Sequence[History], key: str = "loss", probe: str | None = N
     ``key``'s value. ``key`` is ``"loss"`` (the training-batch loss of every step), an evaluated
     series (``"train_loss"``, ``"train_acc"``, ``"test_loss"``, ``"test_acc"``, at ``eval_steps``),
     or, with ``probe``, a quantity of that probe (a dict key, or ``None`` for a probe that records
-    one number) at ``probe_steps``. A run that diverged has rows only for the steps it reached, so
-    :func:`wide` pads it with NaN and a band skips it."""
+    one number) at ``probe_steps``; a probe quantity recorded as one value per measured layer (the
+    ICS probe's lists) gives a row per run, step and ``layer`` (arranged by
+    :func:`bnutils.layerwise.probe_array`). A run that diverged has rows only for the steps it
+    reached, so :func:`wide` pads it with NaN and a band skips it."""
     if not histories:
         raise ValueError("frame needs at least one history")
     config = table(histories)
@@ -402,9 +404,18 @@ def frame(histories: Sequence[History], key: str = "loss", probe: str | None = N
     for i, h in enumerate(histories):
         if probe is not None:
             if probe not in h.probes:
-                raise KeyError(f"no probe {probe!r} in the history (it has {sorted(h.probes)})")
-            values = [d if key is None else d[key] for d in h.probes[probe]]
+                raise KeyError(f"no probe {probe!r} in history {i} (it has {sorted(h.probes)})")
+            records = h.probes[probe]
+            if key is not None and records and key not in records[0]:
+                raise KeyError(f"probe {probe!r} records no {key!r} (it records {sorted(records[0])})")
+            values = [d if key is None else d[key] for d in records]
             steps = np.asarray(h.probe_steps)[:len(values)]
+            if values and np.ndim(values[0]) == 1:  # one value per measured layer
+                sizes = [len(v) for v in values]
+                parts.append(pd.DataFrame({"run": i, "step": np.repeat(np.asarray(steps, dtype=np.int64), sizes),
+                                           "layer": np.concatenate([np.arange(n) for n in sizes]),
+                                           key or probe: np.concatenate(values).astype(float)}))
+                continue
         elif key == "loss":
             values = h.loss
             steps = np.arange(len(values))
