@@ -28,6 +28,7 @@ Used by the chapters around the runs (outside the cache key):
 * :mod:`bnutils.plot`         -- the house style: curves with bands over seeds, diverged runs marked, tables
 * :mod:`bnutils.tables`       -- tables for readers: names, significant digits, bytes
 * :mod:`bnutils.plot_zh`      -- the Chinese edition's figure labels
+* :mod:`bnutils.language`     -- which edition is built, and a label or word in its language
 * :mod:`bnutils.translations` -- the Chinese edition's catalogues, configuration and notebooks
 * :mod:`bnutils.teaching`     -- self-checks, students' copies, grading (a subpackage)
 * :mod:`bnutils.checks`, :mod:`bnutils.student` -- the old names of ``teaching.checks`` and

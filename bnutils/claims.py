@@ -95,22 +95,6 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def claims_dir(scale: str | None = None) -> Path | None:
-    """Where the ledgers of one scale live: ``$BNBOOK_CLAIMS/<scale>``, else beside the
-    experiment cache (``<cache>/<scale>/claims``, so that ``make book-robust``'s variants keep
-    theirs apart); ``None`` when ``BNBOOK_CLAIMS=off``."""
-    scale = scale or _config.get_scale()
-    env = os.environ.get("BNBOOK_CLAIMS", "")
-    if env == "off":
-        return None
-    if env:
-        return Path(env) / scale
-    from .experiments import PACKAGE_DIR, cache_dir  # the cache folder's rules, not a run
-
-    base = PACKAGE_DIR.parent / "_build" / "cache" if os.environ.get("BNBOOK_CACHE") == "off" else cache_dir()
-    return base / scale / "claims"
-
-
 def _glue(name: str, value) -> None:
     try:
         from myst_nb import glue
@@ -128,7 +112,7 @@ class Ledger:
             raise ValueError(f"Ledger: the chapter name must be a plain identifier, got {chapter!r}")
         self.chapter = chapter
         self.claims: dict[str, Claim] = {}
-        folder = claims_dir()
+        folder = _config.claims_dir()
         self.path = None if folder is None else folder / f"{chapter}.json"
         self._write()
 
@@ -223,7 +207,7 @@ def load(chapters, scale: str | None = None) -> list[Claim]:
     """Every claim of the given chapters' ledgers at this scale, in chapter order. A chapter
     without a ledger file raises ``FileNotFoundError`` naming it: the summary is built after the
     chapters it summarises."""
-    folder = claims_dir(scale)
+    folder = _config.claims_dir(scale)
     if folder is None:
         raise FileNotFoundError("BNBOOK_CLAIMS=off: no ledger files were written to load")
     out = []
@@ -239,7 +223,7 @@ def load(chapters, scale: str | None = None) -> list[Claim]:
 
 def frame(claims, lang: str = "en"):
     """The claims as a table: chapter, id, sentence, value, bound, status. ``lang="zh"`` (the
-    summary passes ``plot.edition()``): the same table in Chinese, each sentence from the claims'
+    summary passes ``language.edition()``): the same table in Chinese, each sentence from the claims'
     catalogue (``locales/zh_CN/LC_MESSAGES/claims.po``, :mod:`bnutils.translations`), each chapter
     by its Chinese title; a claim without a translation raises, naming the command that refreshes
     the catalogue."""

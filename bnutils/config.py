@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 import random
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -90,6 +91,27 @@ def seed_offset(value: str | None = None) -> int:
     if offset < 0:
         raise ValueError(f"BNBOOK_SEED_OFFSET must be a non-negative int, got {value!r}")
     return offset
+
+
+def cache_dir() -> Path:
+    """Where the book keeps what it computed: ``$BNBOOK_CACHE``, else ``_build/cache`` beside the
+    package's checkout (also when ``BNBOOK_CACHE=off``, which turns the experiments' cache off
+    but not the claims ledgers)."""
+    env = os.environ.get("BNBOOK_CACHE", "")
+    return Path(env) if env and env != "off" else Path(__file__).resolve().parent.parent / "_build" / "cache"
+
+
+def claims_dir(scale: str | None = None) -> Path | None:
+    """Where the claims ledgers of one scale live (:mod:`bnutils.claims`): ``$BNBOOK_CLAIMS/<scale>``,
+    else beside the experiment cache (``<cache>/<scale>/claims``, so that ``make book-robust``'s
+    variants keep theirs apart); ``None`` when ``BNBOOK_CLAIMS=off``."""
+    scale = get_scale(scale)
+    env = os.environ.get("BNBOOK_CLAIMS", "")
+    if env == "off":
+        return None
+    if env:
+        return Path(env) / scale
+    return cache_dir() / scale / "claims"
 
 
 def seed_everything(seed: int) -> None:

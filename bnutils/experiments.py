@@ -178,20 +178,14 @@ def package_version() -> str:
     return h.hexdigest()[:16]
 
 
-def cache_dir() -> Path:
-    """``$BNBOOK_CACHE``, else ``_build/cache`` beside the package's checkout."""
-    env = os.environ.get("BNBOOK_CACHE")
-    return Path(env) if env else PACKAGE_DIR.parent / "_build" / "cache"
-
-
 def memory(location: str | os.PathLike | None = None) -> joblib.Memory:
     """The joblib cache of :func:`run`: one folder per scale and version of ``bnutils``' code
-    (``cache_dir()/<scale>/<code_version>``), so a smoke-scale run never answers for a book-scale
+    (``config.cache_dir()/<scale>/<code_version>``), so a smoke-scale run never answers for a book-scale
     one even when their configs agree. ``BNBOOK_CACHE=off`` disables caching. Chapters do not
     cache functions of their own: every training run is an :class:`Experiment`."""
     if os.environ.get("BNBOOK_CACHE", "") == "off":
         return _memory(None)
-    return _memory(str(location or cache_dir() / _config.get_scale() / code_version()))
+    return _memory(str(location or _config.cache_dir() / _config.get_scale() / code_version()))
 
 
 @functools.lru_cache(maxsize=None)

@@ -62,7 +62,7 @@ def _split(key: str) -> tuple[str, str]:
 
 
 def _folder():
-    from .claims import claims_dir
+    from .config import claims_dir
 
     folder = claims_dir()
     return None if folder is None else folder / "glued"

@@ -10,6 +10,7 @@ import numpy as np
 import seaborn as sns
 
 from .experiments import frame, wide
+from .language import edition, translate
 from .train import History
 
 # One colour, line style and marker per normalisation, the same in every figure of the book.
@@ -389,67 +390,11 @@ def table(df, digits: int = 3, missing: str = "diverged", names: dict | None = N
 #
 # ``make book-zh`` executes the chapters with ``BNBOOK_LANG=zh``. ``set_style()`` then translates
 # every text matplotlib draws (axis labels, titles, legend entries, annotations) through
-# ``bnutils.plot_zh`` (the one place the Chinese labels live) by wrapping ``Text.set_text``, so
+# ``bnutils.language.translate`` and ``bnutils.plot_zh`` (the one place the Chinese labels live) by wrapping ``Text.set_text``, so
 # the chapters' code is the same in both editions, and sets Noto Sans CJK (Debian's
 # fonts-noto-cjk, installed by ``make browser-deps``) as matplotlib's fallback font for the CJK
 # glyphs DejaVu Sans lacks. tests/test_plot_zh.py draws through it and fails on a missing glyph.
 CJK_FONT = "Noto Sans CJK SC"
-UNTRANSLATED: set[str] = set()  # labels with English words that plot_zh does not know (this process;
-# also appended, one JSON string a line, to the file $BNBOOK_LABELS_MISSING names, if any)
-# Words that stay as they are in Chinese text: names, abbreviations, units.
-KEEP = {"BN", "MLP", "SGD", "CNN", "VGG", "ReLU", "LayerNorm", "GroupNorm", "PyTorch", "Glorot", "He",
-        "ICS", "SLQ", "CG", "Hessian", "mnist5k", "mnist", "MNIST", "CIFAR", "ms", "sigmoid", "Sigmoid",
-        "dropout", "epoch", "momentum", "ln", "BatchNorm", "InstanceNorm", "DLN", "VGG-style",
-        "AdaGrad", "RMSProp", "L-BFGS", "BFGS", "Ioffe", "Szegedy", "Santurkar", "Adam", "std", "sd",
-        "ResNet", "GPT", "eps", "logit", "logits", "kB", "MB", "GB", "TB", "PB", "EB", "ZB", "YB"}
-_MATH = __import__("re").compile(r"\$[^$]*\$")
-_CODE = __import__("re").compile(r"[A-Za-z_]\w*(?:\.[A-Za-z_]\w*)+")  # dotted names: ics.ics, torch.nn
-# a word: two letters or more, not part of a name with digits (float32, mnist5k, l2)
-_WORD = __import__("re").compile(r"(?<![0-9A-Za-z])[A-Za-z][A-Za-z'-]*[A-Za-z](?![0-9A-Za-z])")
-
-
-import json  # noqa: E402
-
-
-def edition() -> str:
-    """The edition being built: ``"zh"`` when ``$BNBOOK_LANG`` starts with zh, else ``"en"``."""
-    import os
-
-    return "zh" if os.environ.get("BNBOOK_LANG", "en").lower().startswith("zh") else "en"
-
-
-def english_words(text: str) -> list[str]:
-    """The English words of a label outside maths, code names (``ics.ics``, ``float32``) and
-    the names kept in Chinese text."""
-    return [w for w in _WORD.findall(_CODE.sub(" ", _MATH.sub(" ", text))) if w not in KEEP]
-
-
-def translate(text, lang: str | None = None):
-    """``text`` in the edition's language: the Chinese label of ``bnutils.plot_zh`` in the Chinese
-    edition (exact labels first, then the formatted ones), ``text`` itself otherwise."""
-    if (lang or edition()) != "zh" or not isinstance(text, str):
-        return text
-    from . import plot_zh
-
-    key = " ".join(text.split())  # a label broken over lines is looked up as one line
-    if key in plot_zh.LABELS:  # first: a label of kept words can have a translation ("sd")
-        return plot_zh.LABELS[key]
-    if not english_words(text):
-        return text
-    for rx, template in plot_zh.PATTERNS:
-        m = rx.fullmatch(key)
-        if m:
-            return template.format(None, *(translate(g, "zh") for g in m.groups()))
-    if text not in UNTRANSLATED:
-        UNTRANSLATED.add(text)
-        import os
-
-        if os.environ.get("BNBOOK_LABELS_MISSING"):  # a file collecting them across chapters
-            with open(os.environ["BNBOOK_LABELS_MISSING"], "a", encoding="utf-8") as f:
-                f.write(json.dumps(text, ensure_ascii=False) + "\n")
-    return text
-
-
 _SET_TEXT = None
 
 
@@ -470,7 +415,7 @@ def has_cjk_font() -> bool:
 
 def set_edition(lang: str) -> None:
     """Draw figures for edition ``lang`` ("en" or "zh"): in Chinese, every text through
-    :func:`translate` and the CJK font as fallback; in English, as matplotlib does."""
+    :func:`bnutils.language.translate` and the CJK font as fallback; in English, as matplotlib does."""
     global _SET_TEXT
     from matplotlib.text import Text
 

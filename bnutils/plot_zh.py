@@ -12,7 +12,7 @@ breaks over lines is looked up as one line). ``PATTERNS``: labels the chapters
 format (``f"rate {lr:g}"``), as (regular expression, template); the template's ``{1}``, ``{2}``
 are the groups, each translated again (so ``f"{name}, layer {k}"`` gets ``name`` translated too).
 A label with English words that neither knows is drawn in English and recorded in
-``bnutils.plot.UNTRANSLATED`` (``make book-zh`` lists them).
+``bnutils.language.UNTRANSLATED`` (``make book-zh`` lists them).
 """
 
 from __future__ import annotations
@@ -215,7 +215,7 @@ LABELS = {
     "parameters": "参数个数",
     "gradient (float32)": "梯度（float32）",
     "dense Hessian (float32)": "稠密 Hessian 矩阵（float32）",
-    # glued phrases (glue(key, plot.translate(text))), written to fit the Chinese sentence around them
+    # glued phrases (glue(key, language.translate(text))), written to fit the Chinese sentence around them
     "at none of the rates": "无",
     "none": "无",
 }

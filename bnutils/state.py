@@ -64,3 +64,28 @@ def fingerprint(model: nn.Module, optimizer: torch.optim.Optimizer | None = None
         "optimizer": copy.deepcopy(optimizer.state_dict()) if optimizer is not None else None,
         "rng": torch.get_rng_state().clone(),
     }
+
+
+def changed(before: dict, after: dict) -> list[tuple[str, str]]:
+    """What differs between two :func:`fingerprint` results, as ``(part, what)`` pairs in the order
+    params, buffers, grads, modes, rng, optimizer (``[]``: nothing). The tests
+    (``tests/helpers.assert_undisturbed``) and the students' self-checks
+    (``bnutils.teaching.checks``) both judge "a measurement leaves the model as it was" by it."""
+    out = []
+    for part in ("params", "buffers"):
+        if len(before[part]) != len(after[part]):
+            out.append((part, f"the number of {part} changed ({len(before[part])} -> {len(after[part])})"))
+        out += [(part, f"{part}[{i}] changed") for i, (a, b) in enumerate(zip(before[part], after[part]))
+                if not torch.equal(a, b)]
+    for i, (a, b) in enumerate(zip(before["grads"], after["grads"])):
+        if (a is None) != (b is None):
+            out.append(("grads", f"grad {i}: None-ness changed"))
+        elif a is not None and not torch.equal(a, b):
+            out.append(("grads", f"grad {i} changed"))
+    if before["modes"] != after["modes"]:
+        out.append(("modes", "train/eval modes changed"))
+    if not torch.equal(before["rng"], after["rng"]):
+        out.append(("rng", "the global random state changed"))
+    if repr(before["optimizer"]) != repr(after["optimizer"]):
+        out.append(("optimizer", "optimizer state changed"))
+    return out

@@ -12,8 +12,8 @@ PDF (its ``text/plain``), JupyterLab and Colab.
 :func:`norm_label` a normalization's name (``df["model.norm"].map(norm_label)``); and
 :func:`best_over_grid` reads a learning-rate sweep's table as each network at its own best rate.
 
-In the Chinese edition (``plot.edition() == "zh"``, ``make book-zh``) every header, index label and
-word it writes ("diverged", "not reached", "yes", ...) goes through ``plot.translate``, so the
+In the Chinese edition (``language.edition() == "zh"``, ``make book-zh``) every header, index label and
+word it writes ("diverged", "not reached", "yes", ...) goes through ``language.translate``, so the
 Chinese words live with the figures' labels in ``bnutils.plot_zh`` (a table word missing there is
 listed like a figure's, ``BNBOOK_LABELS_MISSING``).
 
@@ -27,6 +27,8 @@ import numbers
 
 import numpy as np
 import pandas as pd
+
+from . import language
 
 # Column and index-level names: code -> words. Anything else is kept as it is.
 NAMES = {
@@ -134,8 +136,8 @@ def readable(df, digits: int = 3, missing: str = "diverged", names: dict | None 
              lang: str | None = None) -> pd.DataFrame:
     """``df`` (or a Series) for readers: words for code names, ``digits`` significant digits,
     ``missing`` ("diverged") for inf and NaN. ``names`` adds or overrides renamings. ``lang``
-    (default: the edition being built, ``plot.edition()``): "zh" translates every header, label
-    and word through ``plot.translate``; numbers are written the same in both editions.
+    (default: the edition being built, ``language.edition()``): "zh" translates every header, label
+    and word through ``language.translate``; numbers are written the same in both editions.
 
     >>> readable(pd.DataFrame({"final_loss": [0.26634, float("inf")]},
     ...                       index=pd.Index([None, "bn"], name="model.norm")))  # doctest: +NORMALIZE_WHITESPACE
@@ -144,13 +146,11 @@ def readable(df, digits: int = 3, missing: str = "diverged", names: dict | None 
     standard                    0.266
     BN                       diverged
     """
-    from . import plot
-
-    zh = (lang or plot.edition()) == "zh"
+    zh = (lang or language.edition()) == "zh"
     if isinstance(df, pd.Series):
         df = df.to_frame(name=df.name if df.name is not None else "value")
     all_names = {**NAMES, **(names or {})}
-    words = (lambda text: plot.translate(text, "zh")) if zh else (lambda text: text)
+    words = (lambda text: language.translate(text, "zh")) if zh else (lambda text: text)
     out = df.copy().astype(object)
     for j in range(df.shape[1]):
         column = df.iloc[:, j]

@@ -580,7 +580,7 @@ def main(argv=None) -> int:
     if args.cmd == "report":
         report(Path(args.locales))
     elif args.cmd == "claims":
-        from .claims import claims_dir
+        from .config import claims_dir
 
         scales = args.scale or ([] if args.ledgers else ["smoke"])
         folders = [Path(f) for f in args.ledgers or []] + [claims_dir(s) for s in scales]

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from bnutils import claims as C
+from bnutils import config
 
 
 @pytest.fixture
@@ -104,7 +105,7 @@ def test_off_writes_nothing_but_still_checks(tmp_path, monkeypatch):
 def test_default_folder_sits_beside_the_experiment_cache(tmp_path, monkeypatch):
     monkeypatch.delenv("BNBOOK_CLAIMS", raising=False)
     monkeypatch.setenv("BNBOOK_CACHE", str(tmp_path / "cache"))
-    assert C.claims_dir("book") == tmp_path / "cache" / "book" / "claims"
+    assert config.claims_dir("book") == tmp_path / "cache" / "book" / "claims"
 
 
 def test_book_robust_reports_the_ledgers_failed_claims(ledger_dir):

@@ -97,14 +97,6 @@ def test_every_module_imports_in_a_fresh_interpreter():
     assert out.stdout.strip() == "[]", f"modules that fail to import on their own: {out.stdout}\n{out.stderr[-3000:]}"
 
 
-# Cycles that predate the module map, between modules of the two editions' tables and claims, left
-# to the part of issue 20 that rewrites drawing and tables (and to the Chinese edition's owners):
-# plot.table delegates to tables.readable, which translates through plot.translate; the claims
-# ledger reads its Chinese sentences from translations, which finds the ledgers through claims.
-# Each import is inside a function, so neither breaks an import; a new cycle fails the test.
-KNOWN_CYCLES = {("bnutils.plot", "bnutils.tables"), ("bnutils.claims", "bnutils.translations")}
-
-
 def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
     """The strongly connected components of more than one module (Tarjan)."""
     index, low, stack, on, out = {}, {}, [], set(), []
@@ -140,9 +132,6 @@ def test_the_import_graph_has_no_cycle():
     graph = {name: imports(name) for name in MODULES}
     assert graph["bnutils.experiments"] >= {"bnutils.ics", "bnutils.probes", "bnutils.landscape",
                                             "bnutils.curvature"}  # the graph is read at all
-    for a, b in KNOWN_CYCLES:
-        assert b in graph[a] and a in graph[b], f"{a} <-> {b} is gone: drop it from KNOWN_CYCLES"
-        graph[b] = graph[b] - {a}
     assert _cycles(graph) == [], "import cycles in bnutils"
 
 

@@ -17,7 +17,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-from bnutils import plot, plot_zh  # noqa: E402
+from bnutils import language, plot, plot_zh  # noqa: E402
 
 CJK = "\u4e00-\u9fff"
 
@@ -77,7 +77,7 @@ def test_figure_has_chinese_labels_and_every_glyph(zh):
     legend = [t.get_text() for t in ax.get_legend().get_texts()]
     assert legend == ["BN", "$\\ell_1$ 范数"], legend
     drawn = {t.get_text() for t in fig.findobj(matplotlib.text.Text)}
-    assert not [t for t in drawn if plot.english_words(t)], drawn  # no English word left in the figure
+    assert not [t for t in drawn if language.english_words(t)], drawn  # no English word left in the figure
 
 
 def test_every_chinese_label_renders(zh):
@@ -88,15 +88,15 @@ def test_every_chinese_label_renders(zh):
         ax.text(0, i, re.sub(r"\{\d\}", "1", text))
     ax.set_ylim(-1, len(labels))
     draw_strict(fig)
-    assert all(has_cjk(t.get_text()) or not plot.english_words(t.get_text()) for t in ax.texts)
+    assert all(has_cjk(t.get_text()) or not language.english_words(t.get_text()) for t in ax.texts)
 
 
 def test_labels_and_patterns_are_chinese():
     for en, zh_ in plot_zh.LABELS.items():
-        assert has_cjk(zh_) or not plot.english_words(zh_), (en, zh_)
-    assert plot.translate("BN layer 3", "zh") == "BN 第 3 层"
-    assert plot.translate("noisy BN, layer 2", "zh") == "带噪声的 BN，第 2 层"
-    assert plot.translate("$u$", "zh") == "$u$"  # maths only: nothing to translate
+        assert has_cjk(zh_) or not language.english_words(zh_), (en, zh_)
+    assert language.translate("BN layer 3", "zh") == "BN 第 3 层"
+    assert language.translate("noisy BN, layer 2", "zh") == "带噪声的 BN，第 2 层"
+    assert language.translate("$u$", "zh") == "$u$"  # maths only: nothing to translate
 
 
 def test_english_edition_unchanged(monkeypatch):
@@ -133,4 +133,4 @@ def test_labels_use_the_terms():
     assert not bad, f"labels with a variant TERMS.md rules out: {bad}"
     assert tr.ruled_out_in("各随机种子的均值", rules) == []  # 种子 inside the term itself
     assert tr.ruled_out_in("各种子的均值；平台期", rules) == ["平台期", "种子"]
-    assert plot.translate("seed", "zh") == "随机种子" and plot.translate("weight norm", "zh") == "权重标准化"
+    assert language.translate("seed", "zh") == "随机种子" and language.translate("weight norm", "zh") == "权重标准化"

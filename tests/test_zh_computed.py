@@ -5,7 +5,7 @@ Chinese when the edition is Chinese and exactly as before in English.
   is complete and faithful (tokens and numbers kept), the command that refreshes it merges like
   ``sphinx-intl update``, and ``claims.frame(..., lang="zh")`` is Chinese;
 * tables (``plot.table`` -> ``tables.readable``): every header and cell of the chapters' tables;
-* glued phrases: a glue whose value is English text goes through ``plot.translate``.
+* glued phrases: a glue whose value is English text goes through ``language.translate``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ import pandas as pd
 import pytest
 
 from bnutils import claims as C
-from bnutils import plot, tables
+from bnutils import language, plot, tables
 from bnutils import translations as tr
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -156,7 +156,7 @@ def test_the_summary_table_in_chinese():
     assert list(zh.columns) == ["章", "id", "论断", "测得值", "界限", "状态"]
     # the sentences are checked message by message above; the other columns have no English word
     # but the scales' names, which the text writes as they are (`smoke`, `book`)
-    words = {w for col in ("章", "测得值", "界限", "状态") for v in zh[col] for w in plot.english_words(v)}
+    words = {w for col in ("章", "测得值", "界限", "状态") for v in zh[col] for w in language.english_words(v)}
     assert words <= {"smoke", "book", "paper"}, words
     assert list(zh["论断"]) == [tr.claim_translations()[tr.claim_context(c.chapter, c.id)][1] for c in claims]
     assert set(zh["章"]) == {"神经网络中的优化", "批标准化", "批标准化带来了什么", "内部协变量偏移的实测",
@@ -290,7 +290,7 @@ def test_every_plot_table_names_are_known():
                          ids=[w for w, *_ in representative_frames()])
 def test_tables_in_chinese(what, df, names, missing):
     t = tables.readable(df, names=names, missing=missing, lang="zh")
-    english = [c for c in cells(t) if plot.english_words(c)]
+    english = [c for c in cells(t) if language.english_words(c)]
     assert not english, f"{what}: English left in the Chinese table: {english}"
     en = tables.readable(df, names=names, missing=missing, lang="en")
     assert t.shape == en.shape
@@ -324,7 +324,7 @@ def writes_english(node, assigned: dict) -> bool:
     """Whether an expression's value is text with English words of its own: a string literal, an
     f-string's text, either branch of ``a if c else b`` / ``a or b``, a name assigned one of those."""
     if isinstance(node, ast.Constant):
-        return isinstance(node.value, str) and bool(plot.english_words(node.value))
+        return isinstance(node.value, str) and bool(language.english_words(node.value))
     if isinstance(node, ast.JoinedStr):
         return any(writes_english(v, assigned) for v in node.values)
     if isinstance(node, ast.IfExp):
@@ -339,7 +339,7 @@ def writes_english(node, assigned: dict) -> bool:
 
 
 def test_glued_english_text_goes_through_translate():
-    """A glue() whose value writes English words glues ``plot.translate(...)`` of it, so that the
+    """A glue() whose value writes English words glues ``language.translate(...)`` of it, so that the
     Chinese edition pastes Chinese into its Chinese sentence."""
     raw = []
     for path in sorted((ROOT / "book").glob("*.ipynb")):
@@ -352,11 +352,11 @@ def test_glued_english_text_goes_through_translate():
             for node in ast.walk(tree):
                 if isinstance(node, ast.Call) and getattr(node.func, "id", "") == "glue" and len(node.args) > 1:
                     value = node.args[1]
-                    if isinstance(value, ast.Call) and ast.unparse(value.func) == "plot.translate":
+                    if isinstance(value, ast.Call) and ast.unparse(value.func) == "language.translate":
                         continue
                     if writes_english(value, assigned):
                         raw.append(f"{path.name} cell {k}: {ast.unparse(node)[:100]}")
-    assert not raw, "glue English text through plot.translate (and its Chinese into plot_zh):\n" + "\n".join(raw)
+    assert not raw, "glue English text through language.translate (and its Chinese into plot_zh):\n" + "\n".join(raw)
 
 
 @pytest.mark.parametrize("en, zh", [
@@ -367,5 +367,5 @@ def test_glued_english_text_goes_through_translate():
     ("0.01, 0.1", "0.01, 0.1"),
 ])
 def test_glued_phrases_in_chinese(en, zh):
-    assert plot.translate(en, "zh") == zh
-    assert plot.translate(en, "en") == en
+    assert language.translate(en, "zh") == zh
+    assert language.translate(en, "en") == en

@@ -825,22 +825,23 @@ def _tiny_model(norm: str | None, seed: int = 0):
     return model, x, y
 
 
+_DISTURBED = {  # what a student's measurement changed (bnutils.state.changed) -> what to do about it
+    "params": "changed the model's parameters; a measurement must put them back "
+              "(copy them first, or use bnutils.state.preserved)",
+    "buffers": "changed the model's buffers (BN running statistics); a measurement "
+               "must leave them as they were (bnutils.state.preserved restores them)",
+    "modes": "left the model in a different train/eval mode",
+}
+
+
 def _undisturbed(model: nn.Module, fn: Callable, what: str):
-    from ..state import fingerprint
+    from ..state import changed, fingerprint
 
     before = fingerprint(model)
     out = fn()
-    after = fingerprint(model)
-    for a, b in zip(before["params"], after["params"]):
-        if not torch.equal(a, b):
-            raise CheckFailed(f"{what} changed the model's parameters; a measurement must put them back "
-                              "(copy them first, or use bnutils.state.preserved)")
-    for a, b in zip(before["buffers"], after["buffers"]):
-        if not torch.equal(a, b):
-            raise CheckFailed(f"{what} changed the model's buffers (BN running statistics); a measurement "
-                              "must leave them as they were (bnutils.state.preserved restores them)")
-    if before["modes"] != after["modes"]:
-        raise CheckFailed(f"{what} left the model in a different train/eval mode")
+    for part, _ in changed(before, fingerprint(model)):
+        if part in _DISTURBED:  # gradients and the random state are the student's own business here
+            raise CheckFailed(f"{what} {_DISTURBED[part]}")
     return out
 
 
