@@ -77,7 +77,7 @@ todo=$$($(BIN)/python -m bnutils.teaching.checked pending $(CHAPTER_NBS) --build
 if [ "$(BOOK_JOBS)" -gt 1 ] && [ -n "$$todo" ]; then \
   $(BIN)/python -m bnutils.teaching.checked copies $$todo --out $(BOOK_CHECK) && \
   { BNBOOK_SCALE=$(BNBOOK_SCALE) BNBOOK_JOBS=$${BNBOOK_JOBS:-$$(nproc)} BNBOOK_KEEP_ORDER=1 $(BIN)/python -m pytest --nbval-lax -q \
-      -p no:cacheprovider -p bnutils.teaching.checked_plugin -n $(BOOK_JOBS) --dist loadgroup --no-loadscope-reorder --nbval-cell-timeout=1200 \
+      -p no:cacheprovider -p bnutils.teaching.checked_plugin -n $(BOOK_JOBS) --dist loadgroup --no-loadscope-reorder --nbval-cell-timeout=1200 --durations=20 \
       $$(for f in $$todo; do echo $(BOOK_CHECK)/$${f##*/}; done) \
     || echo "make book: a chapter failed when executed ahead (above); the build executes it again and reports the error"; }; \
   BNBOOK_SCALE=$(BNBOOK_SCALE) $(BIN)/python -m bnutils.teaching.checked cache $(BOOK_CHECK)/executed --build $(1); \
