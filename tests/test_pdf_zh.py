@@ -154,6 +154,7 @@ def check_pdf(pdf: Path, log: Path, text: str) -> None:
         assert re.search(rb"/BaseFont\s*/[A-Z]{6}\+NotoSerifCJK", b"".join(streams))
 
 
+@pytest.mark.e2e  # latexmk/XeLaTeX end to end (several xelatex passes): make test-e2e
 @pytest.mark.skipif(tex_missing() is not None, reason=str(tex_missing()))
 def test_zh_pdf_typesets_chinese(tmp_path):
     out = latex(tmp_path)

@@ -61,6 +61,7 @@ def test_band_rejects_mismatched_lengths():
 # ----- the palette: colour-blind safe, legible on white, a second cue besides colour -----------
 
 import itertools
+import json
 import os
 import re
 import subprocess
@@ -133,24 +134,46 @@ def test_band_draws_a_norms_style():
     plt.close(fig)
 
 
-def test_notebook_figures_at_twice_the_pixels():
-    code = (
-        "from IPython.core.interactiveshell import InteractiveShell\n"
-        "import matplotlib; matplotlib.use('Agg')\n"
-        "import matplotlib.pyplot as plt\n"
-        "shell = InteractiveShell.instance()\n"
-        "from bnutils import plot\n"
-        "plot.set_style()\n"
-        "fig, ax = plt.subplots(); ax.plot([0, 1])\n"
-        "printer = shell.display_formatter.formatters['image/png'].type_printers[type(fig)]\n"
-        "data, meta = printer(fig)\n"  # what a notebook shows for the figure
-        "import base64, struct\n"
-        "png = base64.b64decode(data) if isinstance(data, str) else data\n"
-        "print(struct.unpack('>I', png[16:20])[0], meta['width'])\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+# One fresh interpreter (importing bnutils takes seconds) answers the three questions a fresh process
+# is needed for: the colour of a name under another hash seed (PYTHONHASHSEED is fixed at start-up),
+# and what a notebook shows for a figure (IPython's formatter after plot.set_style()). Each test
+# below asserts on its own line of the output, as when each ran its own process.
+FRESH = """
+import json
+from bnutils import plot
+names = {names!r}
+colours = [plot.color(n) for n in names]  # before set_style, as a chapter's first call may be
+from IPython.core.interactiveshell import InteractiveShell
+import matplotlib; matplotlib.use('Agg')
+import matplotlib.pyplot as plt
+shell = InteractiveShell.instance()
+plot.set_style()
+fig, ax = plt.subplots(); ax.plot([0, 1])
+printer = shell.display_formatter.formatters['image/png'].type_printers[type(fig)]
+data, meta = printer(fig)  # what a notebook shows for the figure
+import base64, struct
+png = base64.b64decode(data) if isinstance(data, str) else data
+pixels = [struct.unpack('>I', png[16:20])[0], meta['width']]
+plot.set_style()  # twice: wrapped once
+fig, axes = plot.panels(1, 3)
+data, meta = shell.display_formatter.format(fig)
+panels = [meta['image/png']['panels_per_row'], meta['image/png']['width'] > 0]
+print(json.dumps({{"colours": colours, "pixels": pixels, "panels": panels}}))
+"""
+OTHER_NAMES = ('relu', 'sgd', 'x', 'lr=0.1', 'weight norm')
+
+
+@pytest.fixture(scope="module")
+def fresh():
+    seed = "1" if os.environ.get("PYTHONHASHSEED") == "0" else "0"  # another process, another seed
+    r = subprocess.run([sys.executable, "-c", FRESH.format(names=OTHER_NAMES)], capture_output=True,
+                       text=True, timeout=120, env={**os.environ, "PYTHONHASHSEED": seed})
     assert r.returncode == 0, r.stderr
-    pixels, shown = map(int, r.stdout.split())
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def test_notebook_figures_at_twice_the_pixels(fresh):
+    pixels, shown = fresh["pixels"]
     assert pixels == 2 * shown  # shown at its size, drawn with twice the pixels (bbox "tight")
 
 
@@ -244,20 +267,8 @@ def test_panels_per_row():
     plt.close(fig)
 
 
-def test_notebook_figures_record_their_panels():
-    code = (
-        "from IPython.core.interactiveshell import InteractiveShell\n"
-        "import matplotlib; matplotlib.use('Agg')\n"
-        "shell = InteractiveShell.instance()\n"
-        "from bnutils import plot\n"
-        "plot.set_style(); plot.set_style()\n"  # twice: wrapped once
-        "fig, axes = plot.panels(1, 3)\n"
-        "data, meta = shell.display_formatter.format(fig)\n"
-        "print(meta['image/png']['panels_per_row'], meta['image/png']['width'] > 0)\n"
-    )
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == ["2", "True"]
+def test_notebook_figures_record_their_panels(fresh):
+    assert fresh["panels"] == [2, True]
 
 
 # ----- one way to mark diverged runs, probes included; seaborn's band numbers; a stable grey -------------
@@ -350,13 +361,7 @@ def test_curves_without_a_colour_take_the_cycle_as_band_does(histories):
     assert drawn[0] == drawn[1] and len(set(drawn[0])) == 3  # linear and log axes: one cycle entry each
 
 
-def test_other_colours_are_the_same_in_every_process():
-    names = ('relu', 'sgd', 'x', 'lr=0.1', 'weight norm')
-    here = " ".join(plot.color(n) for n in names)  # this process: a random hash seed, unless set
-    seed = "1" if os.environ.get("PYTHONHASHSEED") == "0" else "0"  # another process, another seed
-    code = f"from bnutils import plot; print(*(plot.color(n) for n in {names!r}))"
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
-                       env={**os.environ, "PYTHONHASHSEED": seed})
-    assert r.returncode == 0, r.stderr
-    assert r.stdout.split() == here.split()
+def test_other_colours_are_the_same_in_every_process(fresh):
+    here = " ".join(plot.color(n) for n in OTHER_NAMES)  # this process: a random hash seed, unless set
+    assert fresh["colours"] == here.split()  # the fresh process ran under another hash seed
     assert all(c in plot.OTHER for c in here.split())

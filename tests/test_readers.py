@@ -656,6 +656,7 @@ def _tex_ready() -> str | None:
 
 
 @pytest.mark.skipif(_tex_ready() is not None, reason=str(_tex_ready()))
+@pytest.mark.e2e  # sphinx then latexmk/XeLaTeX end to end (several xelatex passes): make test-e2e
 def test_pdf_typesets_chinese(tmp_path):
     """The book's LaTeX settings on a page with the survey's title: XeLaTeX sets every Chinese
     character (no "Missing character" in its log) in Noto CJK (embedded in the PDF)."""

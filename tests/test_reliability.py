@@ -9,6 +9,8 @@ import sys
 import textwrap
 import time
 
+import pytest
+
 from bnutils import experiments as E
 from bnutils.models import ModelConfig
 from bnutils.train import TrainConfig
@@ -17,17 +19,28 @@ SCRIPT = textwrap.dedent("""
     import sys, time
     from bnutils import experiments as E
     from bnutils.models import ModelConfig
+    from bnutils import train
     from bnutils.train import TrainConfig
+    evaluate = train.evaluate
+
+    def announce(*args, **kwargs):  # the first evaluation (step 0): the cached run is under way
+        print("training", flush=True)
+        train.evaluate = evaluate
+        return evaluate(*args, **kwargs)
+
+    train.evaluate = announce
     print("started", flush=True)
     E.run(E.Experiment(data="digits", model=ModelConfig(hidden=(16,)), train=TrainConfig(steps=10**6, eval_every=10**5)))
 """)
 
 
+@pytest.mark.e2e  # a fresh interpreter imports torch and trains until it is killed: make test-e2e
 def test_killed_run_leaves_no_entry_and_next_run_computes(tmp_path, monkeypatch):
     env = dict(os.environ, BNBOOK_CACHE=str(tmp_path))
     proc = subprocess.Popen([sys.executable, "-c", SCRIPT], env=env, stdout=subprocess.PIPE, text=True)
     assert proc.stdout.readline().strip() == "started"
-    time.sleep(3)  # training (a million steps) is under way
+    assert proc.stdout.readline().strip() == "training"  # inside the cached call, a million steps to go
+    time.sleep(0.5)  # some steps taken
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     assert not list(tmp_path.rglob("output.pkl")), "a killed run left a cache entry"
@@ -43,7 +56,6 @@ def test_killed_run_leaves_no_entry_and_next_run_computes(tmp_path, monkeypatch)
 
 # ----------------------------------------------------------------------------- probes never disturb
 
-import pytest
 import torch
 import torch.nn.functional as F
 

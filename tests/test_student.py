@@ -263,6 +263,7 @@ def execute_with_solutions_back(original, stud, cwd, check_stub_fails=False):
     return passed
 
 
+@pytest.mark.e2e  # a Jupyter kernel (a fresh interpreter importing torch) runs the copy end to end
 def test_sample_runs_and_solutions_pass_self_checks(tmp_path, monkeypatch):
     monkeypatch.setenv("BNBOOK_SCALE", "smoke")
     monkeypatch.setenv("BNBOOK_CLAIMS", "off")  # a student copy's run never writes a ledger
