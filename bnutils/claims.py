@@ -32,7 +32,6 @@ import math
 import os
 import re
 from dataclasses import asdict, dataclass
-from pathlib import Path
 
 from . import config as _config
 

@@ -15,7 +15,6 @@ import functools
 import hashlib
 import itertools
 import os
-import warnings
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
