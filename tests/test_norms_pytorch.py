@@ -143,11 +143,13 @@ def test_channels_last_training(lib, dtype, mixed):
         out.backward(g)
         ref_out.backward(g.contiguous())
         assert out.is_contiguous(memory_format=torch.channels_last) and ref_out.is_contiguous()
-        # float32 gradients are sums over 400 values, added in another order for channels_last:
-        # PyTorch's own layer differs by 1.7e-5 here (AVX2), above assert_close's default atol
-        tol = {"atol": 1e-4, "rtol": 1e-5} if dtype == torch.float else {}
-        _same((out, ref_out), (bn.weight.grad, ref.weight.grad), (bn.bias.grad, ref.bias.grad),
-              (x.grad, x_ref.grad), **tol)
+        # float32 gradients (all of them for float, the parameters' for mixed) are sums over 400
+        # values, added in another order for channels_last: PyTorch's own layer differs by up to
+        # 3.1e-5 here (AVX2, 300 seeds), above assert_close's float32 default atol (1e-5); CI met
+        # 1.6e-5 on a mixed run. bfloat16 tensors keep assert_close's bfloat16 defaults.
+        for a, b in [(out, ref_out), (bn.weight.grad, ref.weight.grad), (bn.bias.grad, ref.bias.grad),
+                     (x.grad, x_ref.grad)]:
+            _same((a, b), **({"atol": 1e-4, "rtol": 1e-5} if a.dtype == torch.float else {}))
 
 
 def test_simple_average(lib):
