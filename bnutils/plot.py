@@ -391,9 +391,9 @@ def table(df, digits: int = 3, missing: str = "diverged", names: dict | None = N
 # ``make book-zh`` executes the chapters with ``BNBOOK_LANG=zh``. ``set_style()`` then translates
 # every text matplotlib draws (axis labels, titles, legend entries, annotations) through
 # ``bnutils.language.translate`` and ``bnutils.plot_zh`` (the one place the Chinese labels live)
-# by wrapping ``Text.set_text``, so the chapters' code is the same in both editions, and sets Noto Sans CJK (Debian's
-# fonts-noto-cjk, installed by ``make browser-deps``) as matplotlib's fallback font for the CJK
-# glyphs DejaVu Sans lacks. tests/test_plot_zh.py draws through it and fails on a missing glyph.
+# by wrapping ``Text.set_text``, so the chapters' code is the same in both editions, and sets Noto
+# Sans CJK (Debian's fonts-noto-cjk, installed by ``make browser-deps``) as matplotlib's fallback
+# font for the CJK glyphs DejaVu Sans lacks. tests/test_plot_zh.py draws through it and fails on a missing glyph.
 CJK_FONT = "Noto Sans CJK SC"
 _SET_TEXT = None
 
