@@ -10,10 +10,14 @@
    executions) and ``make browser-run``;
    the sum is ``make test``'s time (``--whole-test`` times ``make test`` in one piece instead);
 
-and each chapter's execution time from the cold build. Nothing shared is touched: the builds go to a
-temporary folder (or ``--dir``), with ``BNBOOK_CACHE`` pointing inside it and ``make test`` given
-``JB_SMOKE`` there. Run it on a quiet machine (it takes as long as the three commands); the machine's
-cores and load average are recorded with the times in ``_build/bench/book_timings.json``.
+and each chapter's execution time from the cold build. Before and after the commands, the three
+reference runs of ``bench.speed`` (an MLP, a CNN and a deep linear network, each with BN) say how fast
+the machine was then: compare a time with an earlier one only where those agree too.
+
+Nothing shared is touched: the builds go to a temporary folder (or ``--dir``), with ``BNBOOK_CACHE``
+pointing inside it and ``make test`` given ``JB_SMOKE`` there. Run it on a quiet machine (it takes as
+long as the three commands); the machine's cores and load average are recorded with the times in
+``_build/bench/book_timings.json``.
 
     python -m bench.book_timings            # all three
     python -m bench.book_timings --skip-test
@@ -72,6 +76,23 @@ def executed_times(check_dir: Path) -> dict:
     return out
 
 
+def reference_speed() -> dict:
+    """``bench.speed``'s reference runs, in a fresh process (as a chapter's kernel would be)."""
+    proc = subprocess.run([str(BIN / "python"), "-m", "bench.speed"], cwd=ROOT, capture_output=True, text=True)
+    if proc.returncode != 0:  # the reference is context, not a result: record why it is missing
+        return {"error": proc.stderr[-500:]}
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+def speed_rows(before: dict, after: dict) -> list:
+    """One row per reference run: its seconds before the commands, and after them in the note."""
+    if "error" in before or "error" in after:
+        return []
+    return [row("speed", f"reference run {name} (training seconds, before the commands)", before[name], unit="s",
+                note=f"after them: {after[name]:.2f} s ({after[name] / before[name]:.2f}x)")
+            for name in before]
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--dir", type=Path, help="where to build, inside the repository (default: a temporary folder in _build, removed after)")
@@ -88,7 +109,7 @@ def main(argv=None) -> int:
     logs = ROOT / "_build" / "bench"
     logs.mkdir(parents=True, exist_ok=True)
     base = dict(os.environ, BNBOOK_PROGRESS="0")
-    rows, raw = [], {"cores": os.cpu_count(), "dir": str(work)}
+    rows, raw = [], {"cores": os.cpu_count(), "dir": str(work), "speed_before": reference_speed()}
     try:
         if not args.skip_book:
             out = work / "book"
@@ -127,6 +148,8 @@ def main(argv=None) -> int:
     finally:
         if args.dir is None:
             shutil.rmtree(work, ignore_errors=True)
+    raw["speed_after"] = reference_speed()
+    rows = speed_rows(raw["speed_before"], raw["speed_after"]) + rows
     text = print_table(rows, title=f"whole-book timings on {os.cpu_count()} cores (logs in _build/bench/)")
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps({"rows": [r.as_dict() for r in rows], "raw": raw, "table": text},

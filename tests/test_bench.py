@@ -243,3 +243,34 @@ def test_gpu_session_script_runs_tiny_on_the_cpu(tmp_path):
             assert r["eval_seconds"] == sorted(r["eval_seconds"]) and r["eval_seconds"][-1] <= r["loop_s"]
     assert saved["experiments"][0]["train"]["compile"] is None
     assert log.count("extrapolated to 15000 steps") == 2 and "gpu: not asked for" in log
+
+
+def test_speed_reference_times_each_kind_of_run(monkeypatch):
+    """bench.speed: one short uncached run of each kind the book trains, timed (no time asserted).
+    Timed here on the MLP alone: a CNN run costs about 2 s of evaluation whatever its steps, and
+    `make bench-book` runs all three."""
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench import speed
+    finally:
+        sys.path.remove(str(ROOT))
+    assert {e.model.arch for e in speed.REFERENCE.values()} == {"mlp", "cnn", "deep_linear"}
+    assert all(e.model.norm == "bn" for e in speed.REFERENCE.values())
+    monkeypatch.setattr(speed, "REFERENCE", {"mlp_bn": speed.REFERENCE["mlp_bn"]})
+    got = speed.measure(fraction=0.1)
+    assert set(got) == {"mlp_bn"} and got["mlp_bn"] > 0
+    with pytest.raises(ValueError, match="fraction"):
+        speed.measure(0)
+
+
+def test_book_timings_reports_the_reference_before_and_after():
+    sys.path.insert(0, str(ROOT))
+    try:
+        from bench import book_timings
+    finally:
+        sys.path.remove(str(ROOT))
+    before, after = {"mlp_bn": 1.0, "dln_bn": 2.0}, {"mlp_bn": 1.5, "dln_bn": 2.0}
+    rows = book_timings.speed_rows(before, after)
+    assert [r.section for r in rows] == ["speed", "speed"] and [r.value for r in rows] == [1.0, 2.0]
+    assert "1.50 s (1.50x)" in rows[0].note and rows[0].met is None
+    assert book_timings.speed_rows({"error": "boom"}, after) == []  # context, never a failure
