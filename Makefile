@@ -70,13 +70,18 @@ BOOK_JOBS ?= 2
 # so that the two at a time end together; a chapter missing here comes last
 BOOK_ORDER := benefits,landscape,ics,beyond,optimization,batchnorm
 BOOK_CHECK ?= _build/ahead/$(BNBOOK_SCALE)
-# $(1): the build's --path-output; the chapters run at this scale, and the sweeps inside a chapter
-# keep their own worker processes (one per CPU).
+# $(1): the build's --path-output; the chapters run at this scale. The CPUs are shared out: a
+# chapter's sweeps train in nproc / BOOK_JOBS worker processes (at least 1; $BNBOOK_JOBS overrides),
+# so that about one busy process runs per CPU. With one per CPU in each of the two chapters (four
+# busy processes on two cores) the same work took 38 % longer on the 2-core machine: two sweeps of
+# 24 MLP runs side by side took 47 s with two workers each and 34 s with none (bench/RESULTS.md,
+# seventh session); runs that take turns on a core run slower than one after the other.
+AHEAD_JOBS = $(shell n=$$(( $$(nproc) / $(BOOK_JOBS) )); echo $$(( n > 0 ? n : 1 )))
 define execute-ahead
 todo=$$($(BIN)/python -m bnutils.teaching.checked pending $(CHAPTER_NBS) --build $(1) --first $(BOOK_ORDER)); \
 if [ "$(BOOK_JOBS)" -gt 1 ] && [ -n "$$todo" ]; then \
   $(BIN)/python -m bnutils.teaching.checked copies $$todo --out $(BOOK_CHECK) && \
-  { BNBOOK_SCALE=$(BNBOOK_SCALE) BNBOOK_JOBS=$${BNBOOK_JOBS:-$$(nproc)} BNBOOK_KEEP_ORDER=1 $(BIN)/python -m pytest --nbval-lax -q \
+  { BNBOOK_SCALE=$(BNBOOK_SCALE) BNBOOK_JOBS=$${BNBOOK_JOBS:-$(AHEAD_JOBS)} BNBOOK_KEEP_ORDER=1 $(BIN)/python -m pytest --nbval-lax -q \
       -p no:cacheprovider -p bnutils.teaching.checked_plugin -n $(BOOK_JOBS) --dist loadgroup --no-loadscope-reorder --nbval-cell-timeout=1200 --durations=20 \
       $$(for f in $$todo; do echo $(BOOK_CHECK)/$${f##*/}; done) \
     || echo "make book: a chapter failed when executed ahead (above); the build executes it again and reports the error"; }; \
