@@ -65,9 +65,10 @@ setup: $(STAMP)
 BNBOOK_SCALE ?= book
 BOOK_OUT ?= $(if $(filter book,$(BNBOOK_SCALE)),.,_build/$(BNBOOK_SCALE))
 BOOK_JOBS ?= 2
-# the chapters' order when executed ahead, longest first (cold, `book` scale, 2-core machine of
-# 2026-12-01: benefits 302 s, landscape 294, ics 242, beyond 184, optimization 127, batchnorm 47),
-# so that the two at a time end together; a chapter missing here comes last
+# the chapters' order when executed ahead, so that the two at a time end together (cold, `book`
+# scale, one sweep worker each, 2-core machine of 2026-12-01: ics 312 s, landscape 263, benefits 251,
+# beyond 162, optimization 103, batchnorm 26; this order ends about 5 s after half of their sum,
+# longest first about 19 s); a chapter missing here comes last
 BOOK_ORDER := benefits,landscape,ics,beyond,optimization,batchnorm
 BOOK_CHECK ?= _build/ahead/$(BNBOOK_SCALE)
 # $(1): the build's --path-output; the chapters run at this scale. The CPUs are shared out: a
