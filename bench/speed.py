@@ -3,8 +3,8 @@
 The 2-core development machine is a virtual machine whose speed changes between sittings, and not by
 one factor for every workload (bench/RESULTS.md, 2026-12-01, seventh session): the same deep linear
 network run (1,000 steps) took 10.9 s, and 40 minutes later 20.8 s, while an MLP run took 1.49 s and
-1.60 s. A cold ``make book`` of the same code took 435 s in one sitting and 632 s in another. So a book
-or test time says little on its own, and the next regression could hide in that noise.
+1.60 s; the same pip install took 128 s and, right after, 170 s. So a book or test time says little
+on its own, and the next regression could hide in that noise.
 ``make bench-book`` therefore times three short reference runs before and after its commands, one of
 each kind the book trains, and records them beside its times. Two times of the book can be compared
 when their reference runs agree too.
