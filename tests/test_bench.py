@@ -1,6 +1,7 @@
 """The benchmarks in bench/ run at a tiny size and write the JSON fields the tables need.
 No timing is asserted (timings belong to `make bench`, on a quiet machine)."""
 
+import importlib
 import json
 import subprocess
 import sys
@@ -12,13 +13,18 @@ ROOT = Path(__file__).resolve().parent.parent
 FIELDS = {"section", "name", "value", "unit", "goal", "met", "note", "extra"}
 
 
-@pytest.fixture(scope="module")
-def cpu_bench(tmp_path_factory):
+def bench_module(name: str):
+    """``bench.<name>``, imported with the repository root on ``sys.path`` for the import only."""
     sys.path.insert(0, str(ROOT))
     try:
-        from bench import run as bench_run
+        return importlib.import_module(f"bench.{name}")
     finally:
         sys.path.remove(str(ROOT))
+
+
+@pytest.fixture(scope="module")
+def cpu_bench(tmp_path_factory):
+    bench_run = bench_module("run")
     out = tmp_path_factory.mktemp("bench") / "bench.json"
     result = bench_run.main(["--tiny", "--out", str(out)])
     return result, json.loads(out.read_text())
@@ -88,11 +94,7 @@ def test_santurkar_suite_runs_end_to_end_tiny(tmp_path, options):
 
 
 def test_santurkar_suite_is_the_papers_setting():
-    sys.path.insert(0, str(ROOT))
-    try:
-        from bench.suite import suite
-    finally:
-        sys.path.remove(str(ROOT))
+    suite = bench_module("suite").suite
     exps = suite()
     assert [(e.model.norm, e.train.lr) for e in exps] == [
         (n, lr) for lr in (0.1, 0.5) for n in (None, "bn", "noisy_bn")]
@@ -249,11 +251,7 @@ def test_speed_reference_times_each_kind_of_run(monkeypatch):
     """bench.speed: one short uncached run of each kind the book trains, timed (no time asserted).
     Timed here on the MLP alone: a CNN run costs about 2 s of evaluation whatever its steps, and
     `make bench-book` runs all three."""
-    sys.path.insert(0, str(ROOT))
-    try:
-        from bench import speed
-    finally:
-        sys.path.remove(str(ROOT))
+    speed = bench_module("speed")
     assert {e.model.arch for e in speed.REFERENCE.values()} == {"mlp", "cnn", "deep_linear"}
     assert all(e.model.norm == "bn" for e in speed.REFERENCE.values())
     monkeypatch.setattr(speed, "REFERENCE", {"mlp_bn": speed.REFERENCE["mlp_bn"]})
@@ -264,11 +262,7 @@ def test_speed_reference_times_each_kind_of_run(monkeypatch):
 
 
 def test_book_timings_reports_the_reference_before_and_after():
-    sys.path.insert(0, str(ROOT))
-    try:
-        from bench import book_timings
-    finally:
-        sys.path.remove(str(ROOT))
+    book_timings = bench_module("book_timings")
     before, after = {"mlp_bn": 1.0, "dln_bn": 2.0}, {"mlp_bn": 1.5, "dln_bn": 2.0}
     rows = book_timings.speed_rows(before, after)
     assert [r.section for r in rows] == ["speed", "speed"] and [r.value for r in rows] == [1.0, 2.0]
