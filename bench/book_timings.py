@@ -88,7 +88,7 @@ def speed_rows(before: dict, after: dict) -> list:
     """One row per reference run: its seconds before the commands, and after them in the note."""
     if "error" in before or "error" in after:
         return []
-    return [row("speed", f"reference run {name} (training seconds, before the commands)", before[name], unit="s",
+    return [row("speed", f"reference run {name} (seconds of its training loop, before the commands)", before[name], unit="s",
                 note=f"after them: {after[name]:.2f} s ({after[name] / before[name]:.2f}x)")
             for name in before]
 

@@ -12,8 +12,11 @@ when their reference runs agree too.
     python -m bench.speed          # prints {"mlp_bn": s, "cnn_bn": s, "dln_bn": s} as JSON
 
 Each run is one :class:`bnutils.experiments.Experiment` trained without the cache (one torch thread,
-as in the book), after a ten-step warm-up of the same kind; the figure is its training seconds
-(``History.seconds``: evaluation excluded).
+as in the book), after a ten-step warm-up of the same kind; the figure is the time of its training
+loop (``History.seconds``: its steps, and its evaluations at the first and the last step). The CNN's
+two evaluations of 2,000 images were about a third of its time until evaluation ran in chunks of
+250 (``bnutils.train.EVAL_CHUNK``, eighth session: 2.45-2.79 s before, 1.95 s after), so its times
+compare only within one version of the code.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@ r"""Small, exactly solvable problems for watching optimisers work (the survey's 
 
 * :func:`quadratic` -- :math:`f(x) = \tfrac12 x^\top A x - b^\top x` with a chosen condition number
   :math:`\kappa = \lambda_{\max}(A) / \lambda_{\min}(A)`, its minimiser :math:`x^\star = A^{-1} b` known;
-* :func:`minimize_quadratic` -- run any optimiser with the ``torch.optim`` interface on one, and
+* :func:`minimize_quadratic` -- run any optimiser with the ``torch.optim`` interface on one (and
+  :func:`minimize_quadratic_at_rates`, the same at several rates at once), and
   :func:`iterations_to_tol` -- how many steps it took to shrink the gap :math:`f(x_k) - f^\star`;
 * :func:`linear_decay` -- the survey's learning-rate schedule;
 * :func:`tuned_runs` -- gradient descent, heavy ball, AdaGrad and RMSProp on one, each at its best rate;
@@ -27,8 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-__all__ = ["Quadratic", "quadratic", "minimize_quadratic", "iterations_to_tol", "linear_decay", "tuned_runs",
-           "regression_quadratic", "train_linear"]
+__all__ = ["Quadratic", "quadratic", "minimize_quadratic", "minimize_quadratic_at_rates", "iterations_to_tol",
+           "linear_decay", "tuned_runs", "regression_quadratic", "train_linear"]
 
 
 @dataclass(frozen=True)
@@ -136,6 +137,42 @@ def minimize_quadratic(problem: Quadratic, make_optimizer: Callable[[list], obje
     return gaps
 
 
+def minimize_quadratic_at_rates(problem: Quadratic, optimizer_class: type, rates, steps: int,
+                                tol: float | None = None, **options) -> list[np.ndarray]:
+    r""":func:`minimize_quadratic` with ``optimizer_class(params, lr=r, **options)`` for each rate
+    ``r`` in ``rates``, from zero, stopped as it stops each run; returns one gap array a rate.
+
+    One optimiser runs them all, with one param group (one copy of :math:`x`) a rate. The numbers
+    are the same, bit for bit, as one run a rate (``tests/test_quadratics.py``): each copy is updated
+    by the same operations, and a finished run's gradient is set to ``None``, which ``torch.optim``
+    skips. What changes is the time: on a 20-dimensional problem most of a step is ``step()``'s own
+    overhead, here paid once an iteration instead of once a rate (four AdaGrad rates over 5,000
+    iterations: 2.0 s against 3.2 s on the 2-core development machine).
+    """
+    xs = [torch.nn.Parameter(problem.b.new_zeros(problem.dim)) for _ in rates]
+    opt = optimizer_class([{"params": [x], "lr": r} for x, r in zip(xs, rates)], **options)
+    gaps = np.empty((len(xs), steps + 1))
+    ends = [steps] * len(xs)  # each run's last iteration
+    with torch.no_grad():
+        for i, x in enumerate(xs):
+            gaps[i, 0] = problem.gap(x)
+        stops = [None if tol is None else tol * g for g in gaps[:, 0]]
+        running = list(range(len(xs)))
+        for k in range(1, steps + 1):
+            if not running:
+                break
+            for i in running:
+                xs[i].grad = problem.grad(xs[i])
+            opt.step()
+            for i in list(running):
+                gaps[i, k] = problem.gap(xs[i])
+                if (stops[i] is not None and gaps[i, k] <= stops[i]) or not math.isfinite(gaps[i, k]):
+                    ends[i] = k
+                    xs[i].grad = None  # finished: step() leaves it alone from now on
+                    running.remove(i)
+    return [gaps[i, :ends[i] + 1].copy() for i in range(len(xs))]
+
+
 def iterations_to_tol(gaps: np.ndarray, tol: float) -> float:
     """The first k with ``gaps[k] <= tol * gaps[0]``; ``inf`` if the run never got there."""
     gaps = np.asarray(gaps, dtype=float)
@@ -176,7 +213,7 @@ def tuned_runs(kappa: float, steps: int, tol: float, seed: int = 0) -> dict[str,
     }
     for name, make, grid in (("AdaGrad", torch.optim.Adagrad, (0.1, 0.3, 1.0, 3.0)),
                              ("RMSProp", torch.optim.RMSprop, (1e-3, 1e-2, 1e-1))):
-        tries = [minimize_quadratic(q, lambda p: make(p, lr=r), steps, tol=tol) for r in grid]
+        tries = minimize_quadratic_at_rates(q, make, grid, steps, tol=tol)  # = one minimize_quadratic a rate
         out[name] = min(tries, key=lambda g: (iterations_to_tol(g, tol), np.nanmin(g)))
     return out
 

@@ -141,3 +141,32 @@ def test_tuned_runs_heavy_ball_beats_gradient_descent():
     assert list(runs) == ["gradient descent", "heavy ball", "AdaGrad", "RMSProp"]
     its = {k: iterations_to_tol(g, 1e-6) for k, g in runs.items()}
     assert its["heavy ball"] * 3 < its["gradient descent"] < math.inf
+
+
+@pytest.mark.parametrize("cls, rates", [(torch.optim.Adagrad, (0.3, 3.0, 300.0)),   # never, at 127, at 129
+                                        (torch.optim.RMSprop, (1e-3, 1e-1)),         # never, never
+                                        (torch.optim.SGD, (0.5, 1.0, 50.0))])        # two stops, then overflow
+def test_several_rates_at_once_are_the_runs_one_at_a_time(cls, rates):
+    """minimize_quadratic_at_rates gives, bit for bit, one minimize_quadratic a rate: runs that reach
+    the tolerance at different steps, runs that never do, and a run that leaves the reals."""
+    from bnutils.quadratics import minimize_quadratic_at_rates
+
+    q = quadratic(30.0, dim=20, seed=0)
+    together = minimize_quadratic_at_rates(q, cls, rates, 600, tol=1e-6)
+    alone = [minimize_quadratic(q, lambda p: cls(p, lr=r), 600, tol=1e-6) for r in rates]
+    assert [len(g) for g in together] == [len(g) for g in alone]
+    for a, b in zip(together, alone):
+        np.testing.assert_array_equal(a, b)
+    untolerant = minimize_quadratic_at_rates(q, cls, rates[:2], 50)
+    assert [len(g) for g in untolerant] == [51, 51]
+    np.testing.assert_array_equal(untolerant[0], minimize_quadratic(q, lambda p: cls(p, lr=rates[0]), 50))
+
+
+def test_several_rates_cover_every_way_a_run_ends():
+    from bnutils.quadratics import minimize_quadratic_at_rates
+
+    q = quadratic(30.0, dim=20, seed=0)
+    ends = {len(g) - 1: bool(np.isfinite(g[-1]))
+            for cls, rates in ((torch.optim.Adagrad, (0.3, 3.0, 300.0)), (torch.optim.SGD, (0.5, 1.0, 50.0)))
+            for g in minimize_quadratic_at_rates(q, cls, rates, 600, tol=1e-6)}
+    assert 600 in ends and len([k for k, ok in ends.items() if k < 600 and ok]) >= 3 and False in ends.values()

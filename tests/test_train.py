@@ -64,6 +64,21 @@ def test_evaluate_restores_mode(digits):
     assert m.training and 0 <= acc <= 1 and loss > 0
 
 
+@pytest.mark.parametrize("loss", ["cross_entropy", "mse", "sse"])
+def test_evaluate_in_chunks_is_one_pass_up_to_rounding(digits, loss):
+    """Evaluation's chunks (EVAL_CHUNK, for speed on a CPU) change the mean loss only by rounding,
+    and the accuracy not at all, whether the last chunk is full or not."""
+    m = _model("bn")
+    x, y = digits.x_test[:360], digits.y_test[:360]
+    if loss != "cross_entropy":
+        y = torch.nn.functional.one_hot(y, 10).float()
+    whole = evaluate(m, x, y, loss, batch_size=len(x))
+    for chunk in (250, 100, 7):
+        got = evaluate(m, x, y, loss, batch_size=chunk)
+        assert got[0] == pytest.approx(whole[0], rel=1e-6)
+        assert got[1] == whole[1] or (np.isnan(got[1]) and np.isnan(whole[1]))
+
+
 def test_probes_run_on_the_batch_about_to_be_used(digits):
     seen = []
     h = train(_model(), digits, TrainConfig(steps=10, eval_every=5, probe_every=4),
