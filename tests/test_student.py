@@ -11,6 +11,8 @@ from __future__ import annotations
 import copy
 import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import nbformat
@@ -491,7 +493,8 @@ def test_loadgroup_keeps_a_notebook_in_one_worker_and_spreads_the_rest():
 
     assert checked_plugin.notebook_scope("_build/check/smoke/ics.ipynb::Cell 3") == "_build/check/smoke/ics.ipynb"
     assert checked_plugin.notebook_scope("tests/test_x.py::test_a[ipynb]") is None
-    # outside the rootdir pytest drops the file from the name: one scope for them all (correct, not parallel)
+    # outside the rootdir pytest drops the file from the name: one notebook there is one scope
+    # (two are refused at collection: test_two_notebooks_outside_the_rootdir_are_refused)
     assert checked_plugin.notebook_scope("::Cell 3") == checked_plugin.notebook_scope("::Cell 0") is not None
     config = SimpleNamespace(getvalue=lambda name: "loadfile")
     assert checked_plugin.pytest_xdist_make_scheduler(config, log=None) is None
@@ -508,3 +511,19 @@ def test_pending_lists_what_the_build_lacks_longest_first(tmp_path):
     nbs = [ROOT / "book" / f"{c}.ipynb" for c in ("batchnorm", "ics", "landscape")]
     got = pending(nbs, tmp_path, first=("landscape", "ics"))
     assert [Path(p).stem for p in got] == ["landscape", "ics", "batchnorm"]
+
+
+def test_two_notebooks_outside_the_rootdir_are_refused(tmp_path):
+    """pytest names their cells alike ("::Cell 0"), and pytest-xdist then loses some of them: the
+    plugin stops at collection with what to do instead (and starts no kernel)."""
+    for name in ("a", "b"):
+        nb = new_notebook(cells=[new_code_cell(f"{name} = 1")])
+        nbformat.write(nb, tmp_path / f"{name}.ipynb")
+    # the repository as rootdir, as when its tests are collected beside the notebooks (`make checks`
+    # with copies written elsewhere); alone, the notebooks would make their own folder the rootdir
+    proc = subprocess.run([sys.executable, "-m", "pytest", "--nbval-lax", "-q", "-p", "no:cacheprovider",
+                           "-p", "bnutils.teaching.checked_plugin", f"--rootdir={ROOT}",
+                           str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb")],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 4, proc.stdout[-2000:] + proc.stderr[-2000:]  # pytest's usage error
+    assert "2 notebooks lie outside pytest's rootdir" in proc.stderr and "--out _build/check/mine" in proc.stderr

@@ -41,6 +41,20 @@ def _meta(item):
 def pytest_collection_modifyitems(session, config, items):
     from nbval import plugin
 
+    # pytest names a notebook outside its rootdir without the file ("::Cell 3"; the rootdir is the
+    # repository when its tests or its other files are collected too): two such notebooks
+    # have cells of the same names, and then the reports cannot say which notebook failed and
+    # pytest-xdist, which keeps its work by name, runs some cells and loses others (seen: six
+    # chapters' copies in /tmp under `-n 2`, 23 cells failing with NameError)
+    outside = sorted({str(item.parent.path) for item in items
+                      if item.nodeid.startswith("::") and getattr(item.parent, "nb", None) is not None})
+    if len(outside) > 1:
+        raise pytest.UsageError(
+            f"{len(outside)} notebooks lie outside pytest's rootdir ({config.rootpath}): {', '.join(outside)}. "
+            "pytest names their cells without the file ('::Cell 3'), so the cells of different notebooks "
+            "share names and cannot be run apart. Put them inside the repository (e.g. python -m "
+            "bnutils.teaching.checked copies book/*.ipynb --out _build/check/mine), or run one at a time.")
+
     for item in items:
         meta, parent = _meta(item), item.parent
         if meta is None or hasattr(parent, "_bnbook_outputs"):
@@ -63,9 +77,8 @@ def pytest_collection_modifyitems(session, config, items):
 
 def notebook_scope(nodeid: str) -> str | None:
     """The notebook a test item belongs to (its file, for a cell of an ``.ipynb``), else None.
-    pytest names a notebook outside its rootdir without the file (``::Cell 3``): such cells are
-    all one scope, run in one worker one notebook after the other (keep the notebooks inside the
-    repository to spread them)."""
+    pytest names a notebook outside its rootdir without the file (``::Cell 3``): its cells are one
+    scope (a second such notebook is refused at collection, see above)."""
     path = nodeid.split("::", 1)[0]
     if path.endswith(".ipynb"):
         return path
