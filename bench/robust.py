@@ -120,9 +120,32 @@ def _failing_line(source: str, traceback: list[str]) -> str:
     return asserts[0] if asserts else ""
 
 
+def fresh_cache(dest: Path) -> bool:
+    """What the Makefile's ``fresh-cache`` does before ``make book``: jupyter-cache executes a notebook
+    again only when its cells change, not when ``bnutils`` does, so a variant's executed chapters
+    (and Sphinx's doctrees) are dropped when the package's source differs from the one they were
+    built with, and so are its claims ledgers (every chapter writes its own again). Without it a
+    variant built again after a change to ``bnutils`` executed only the chapters whose notebooks had
+    changed, and reported the others' old claims. Returns whether it dropped them."""
+    import shutil
+
+    from bnutils.experiments import package_version
+
+    version, stamp = package_version(), dest / "_build" / ".bnutils-version"
+    stale = not stamp.exists() or stamp.read_text().strip() != version
+    if stale:
+        for folder in (".jupyter_cache", ".doctrees", "jupyter_execute"):
+            shutil.rmtree(dest / "_build" / folder, ignore_errors=True)
+        shutil.rmtree(dest / "cache" / "book" / "claims", ignore_errors=True)
+    stamp.parent.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(version + "\n")
+    return stale
+
+
 def build(variant: str, log_dir: Path) -> dict:
     dest = OUT / variant
     cfg = robust_config(dest)
+    fresh_cache(dest)
     env = {**os.environ, **VARIANTS[variant], "BNBOOK_SCALE": "book",
            "BNBOOK_CACHE": str(dest / "cache"), "BNBOOK_THREADS": os.environ.get("BNBOOK_THREADS", "1")}
     cmd = [str(BIN / "jupyter-book"), "build", str(ROOT), "--path-output", str(dest), "--config", str(cfg),

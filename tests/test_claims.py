@@ -124,3 +124,25 @@ def test_book_robust_reports_the_ledgers_failed_claims(ledger_dir):
                            "chapters_executed": 7, "returncode": 1, "seconds": 60.0, "failures": [],
                            "claims": got}])
     assert "| 1 / 1 / 1 |" in text and "- **avx2**, claim ics.ratio" in text
+
+
+def test_book_robust_executes_every_chapter_again_when_bnutils_changes(tmp_path, monkeypatch):
+    """A variant's jupyter-cache, doctrees and executed chapters are dropped when bnutils' source
+    differs from the one they were built with (as `make book` does), and kept otherwise: before,
+    a second run after a change executed only the chapters whose notebooks had changed and reported
+    the other chapters' old claims."""
+    from bench import robust
+    from bnutils import experiments
+
+    built = tmp_path / "_build"
+    for folder in (".jupyter_cache", ".doctrees", "jupyter_execute"):
+        (built / folder).mkdir(parents=True)
+    (tmp_path / "cache" / "book" / "claims").mkdir(parents=True)
+    assert robust.fresh_cache(tmp_path)  # never stamped: dropped
+    assert not any((built / f).exists() for f in (".jupyter_cache", ".doctrees", "jupyter_execute"))
+    assert not (tmp_path / "cache" / "book" / "claims").exists() and (tmp_path / "cache").exists()
+    (built / ".jupyter_cache").mkdir()
+    assert not robust.fresh_cache(tmp_path) and (built / ".jupyter_cache").exists()  # same code: kept
+    monkeypatch.setattr(experiments, "package_version", lambda: "another version")
+    assert robust.fresh_cache(tmp_path) and not (built / ".jupyter_cache").exists()
+    assert (built / ".bnutils-version").read_text() == "another version\n"
