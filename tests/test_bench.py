@@ -249,8 +249,8 @@ def test_gpu_session_script_runs_tiny_on_the_cpu(tmp_path):
 
 def test_speed_reference_times_each_kind_of_run(monkeypatch):
     """bench.speed: one short uncached run of each kind the book trains, timed (no time asserted).
-    Timed here on the MLP alone: a CNN run costs about 2 s of evaluation whatever its steps, and
-    `make bench-book` runs all three."""
+    Timed here on the MLP alone: a CNN run's two evaluations (2,000 images each) cost the same
+    whatever the fraction, and `make bench-book` runs all three."""
     speed = bench_module("speed")
     assert {e.model.arch for e in speed.REFERENCE.values()} == {"mlp", "cnn", "deep_linear"}
     assert all(e.model.norm == "bn" for e in speed.REFERENCE.values())
